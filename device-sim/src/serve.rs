@@ -1,0 +1,197 @@
+//! Serving one request: the contract's checks (reply address, deadline,
+//! duplicates), the optional interim "accepted" reply, the handler, and the
+//! final reply with its status and execution time.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rand::Rng;
+use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use thingcall_proto::wire::{
+    user_property, DeviceTopic, PROP_DEADLINE, PROP_EXEC_US, PROP_STAGE, PROP_STATUS,
+    STAGE_ACCEPTED,
+};
+use tokio::task::JoinSet;
+use tracing::debug;
+
+use crate::handlers::{Reply, Request};
+use crate::session::{AbortOnDrop, Conn, Ctl};
+
+/// Status and text of the reply to a method without a handler.
+const NOT_SUPPORTED: (i32, &str) = (501, "method not supported");
+/// Status and text of a failure injected by `fail_rate`.
+const INJECTED: (i32, &str) = (500, "injected failure");
+/// Status and text when a handler panicked instead of answering.
+const PANICKED: (i32, &str) = (500, "handler panicked");
+
+/// Where and how to answer one request.
+struct ReplyTo {
+    topic: String,
+    correlation: Option<Bytes>,
+    qos: QoS,
+}
+
+/// Checks an incoming publish against the contract and, when it is a request
+/// to run, starts it in its own task. Runs on the poll task, so it never
+/// waits: anything slow happens in the spawned task.
+pub(crate) fn on_request(conn: &Arc<Conn>, publish: Publish, tasks: &mut JoinSet<()>) {
+    let shared = &conn.shared;
+    let id = shared.opts.id.as_str();
+    if conn.stopping.load(Ordering::Relaxed) {
+        debug!(device = id, "stopping: request ignored");
+        return;
+    }
+    let Ok(topic) = std::str::from_utf8(&publish.topic) else {
+        debug!(device = id, "request topic is not UTF-8");
+        return;
+    };
+    let method = match shared.opts.topics.parse_device(topic) {
+        Some((device, DeviceTopic::Method(method))) if device == id => method.to_owned(),
+        _ => {
+            debug!(device = id, topic, "not a request for this device");
+            return;
+        }
+    };
+    let props = publish.properties.unwrap_or_default();
+    let Some(reply_topic) = props.response_topic else {
+        debug!(device = id, topic, "request without ResponseTopic dropped");
+        return;
+    };
+    let deadline = user_property(&props.user_properties, PROP_DEADLINE).and_then(|ms| {
+        let parsed = ms
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+        if parsed.is_none() {
+            debug!(device = id, value = ms, "unreadable deadline ignored");
+        }
+        parsed
+    });
+    if deadline.is_some_and(|d| SystemTime::now() > d) {
+        shared.stats.expired.fetch_add(1, Ordering::Relaxed);
+        debug!(device = id, topic, "request past its deadline dropped");
+        return;
+    }
+    if let Some(corr) = &props.correlation_data {
+        if !shared.seen.lock().insert(corr) {
+            shared.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            debug!(device = id, topic, "duplicate correlation id dropped");
+            return;
+        }
+    }
+    shared.stats.executed.fetch_add(1, Ordering::Relaxed);
+    let request = Request {
+        device: id.to_owned(),
+        method,
+        payload: publish.payload,
+        content_type: props.content_type,
+        user_properties: props.user_properties,
+        deadline,
+    };
+    let to = ReplyTo {
+        topic: reply_topic,
+        correlation: props.correlation_data,
+        qos: publish.qos,
+    };
+    tasks.spawn(serve(conn.clone(), request, to));
+}
+
+/// Runs one accepted request to its final reply.
+async fn serve(conn: Arc<Conn>, request: Request, to: ReplyTo) {
+    let opts = &conn.shared.opts;
+    if opts.ack {
+        let props = reply_props(&to, vec![(PROP_STAGE.into(), STAGE_ACCEPTED.into())], None);
+        if let Err(e) = conn
+            .outbox
+            .publish(to.topic.clone(), to.qos, false, Bytes::new(), props)
+            .await
+        {
+            debug!(device = %opts.id, "accepted reply not sent: {e}");
+            return;
+        }
+    }
+    let started = Instant::now();
+    let reply = if inject_failure(opts.fail_rate) {
+        Reply::status(INJECTED.0, INJECTED.1)
+    } else {
+        run_handler(&conn, request).await
+    };
+    let exec_us = started.elapsed().as_micros();
+    if !opts.latency.is_zero() {
+        tokio::time::sleep(opts.latency).await;
+    }
+    let user = vec![
+        (PROP_STATUS.into(), reply.status.to_string()),
+        (PROP_EXEC_US.into(), exec_us.to_string()),
+    ];
+    let props = reply_props(&to, user, reply.content_type.clone());
+    let sent = conn
+        .outbox
+        .publish(to.topic, to.qos, false, reply.payload.clone(), props)
+        .await;
+    match (sent, reply.reconnect_after()) {
+        (Err(e), _) => debug!(device = %opts.id, "reply not sent: {e}"),
+        (Ok(ticket), Some(after)) => {
+            // Reboot only once the broker holds the reply, or it would be lost.
+            if ticket.confirmed().await.is_ok() {
+                let _ = conn.ctl.send(Ctl::Reconnect(after));
+            }
+        }
+        (Ok(_), None) => {}
+    }
+}
+
+/// Runs the handler for the request's method in a task of its own, so a
+/// panicking handler still gets the caller an answer.
+async fn run_handler(conn: &Conn, request: Request) -> Reply {
+    match conn.shared.handlers.call(request) {
+        None => Reply::status(NOT_SUPPORTED.0, NOT_SUPPORTED.1),
+        Some(fut) => {
+            let mut task = AbortOnDrop(tokio::spawn(fut));
+            (&mut task.0)
+                .await
+                .unwrap_or_else(|_| Reply::status(PANICKED.0, PANICKED.1))
+        }
+    }
+}
+
+/// Draws whether to inject a failure; rates outside 0..=1 are clamped and
+/// NaN means never.
+fn inject_failure(rate: f64) -> bool {
+    rate > 0.0 && (rate >= 1.0 || rand::rng().random_bool(rate))
+}
+
+/// Reply properties: the request's CorrelationData echoed, plus `user`
+/// properties and a content type.
+fn reply_props(
+    to: &ReplyTo,
+    user: Vec<(String, String)>,
+    content_type: Option<String>,
+) -> PublishProperties {
+    PublishProperties {
+        correlation_data: to.correlation.clone(),
+        user_properties: user,
+        content_type,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_injection_bounds() {
+        assert!(!inject_failure(0.0));
+        assert!(!inject_failure(-1.0));
+        assert!(!inject_failure(f64::NAN));
+        assert!(inject_failure(1.0));
+        assert!(inject_failure(7.0));
+        let hits = (0..10_000).filter(|_| inject_failure(0.5)).count();
+        assert!((4000..6000).contains(&hits), "{hits}");
+    }
+}
