@@ -1,1 +1,27 @@
 #![forbid(unsafe_code)]
+//! thingcall gateway: cloud callers run methods on MQTT 5 devices
+//! synchronously. One MQTT session per process carries every call; a
+//! correlation table matches replies to callers.
+//!
+//! Layout: [`gateway`] is the core every API adapter calls; [`calls`] and
+//! [`presence`] are its state (no I/O); [`mqtt`] owns the connection;
+//! [`api`] holds the thin protocol adapters; [`server`] wires it together.
+
+pub mod api;
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
+pub mod calls;
+pub mod config;
+pub mod error;
+pub mod gateway;
+mod inbound;
+pub mod mqtt;
+pub mod presence;
+pub mod server;
+pub mod validate;
+pub mod watch;
+
+pub use config::Config;
+pub use error::Error;
+pub use gateway::Gateway;
+pub use server::{run, start, Running};

@@ -1,0 +1,132 @@
+//! gRPC adapter: `thingcall.v1.DeviceGateway` over the core.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thingcall_proto::v1::device_gateway_server::DeviceGateway;
+use thingcall_proto::v1::{
+    Device, DeviceEvent, GetDeviceRequest, InvokeRequest, InvokeResponse, ListDevicesRequest,
+    ListDevicesResponse, WatchDeviceRequest,
+};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::gateway::Gateway;
+
+/// The service implementation; cheap to clone.
+#[derive(Clone)]
+pub struct GrpcApi {
+    core: Arc<Gateway>,
+}
+
+impl GrpcApi {
+    /// Serves `core`.
+    pub fn new(core: Arc<Gateway>) -> Self {
+        Self { core }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<DeviceEvent, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl DeviceGateway for GrpcApi {
+    async fn invoke(
+        &self,
+        request: Request<InvokeRequest>,
+    ) -> Result<Response<InvokeResponse>, Status> {
+        let caller_deadline = grpc_timeout(request.metadata()).map(|t| Instant::now() + t);
+        let answer = self
+            .core
+            .invoke(request.into_inner(), caller_deadline)
+            .await?;
+        let reply = answer.reply;
+        Ok(Response::new(InvokeResponse {
+            status: reply.status,
+            payload: reply.payload,
+            content_type: reply.content_type.unwrap_or_default(),
+            request_id: uuid::Uuid::from_u128(answer.request_id).to_string(),
+            elapsed: answer.elapsed.try_into().ok(),
+            device_time: reply
+                .exec_us
+                .and_then(|us| Duration::from_micros(us).try_into().ok()),
+        }))
+    }
+
+    type WatchDeviceStream = EventStream;
+
+    async fn watch_device(
+        &self,
+        request: Request<WatchDeviceRequest>,
+    ) -> Result<Response<Self::WatchDeviceStream>, Status> {
+        let req = request.into_inner();
+        let stream = self.core.watch(&req.target, req.include_events)?;
+        Ok(Response::new(Box::pin(
+            stream.map(|ev| Ok(DeviceEvent::clone(&ev))),
+        )))
+    }
+
+    async fn get_device(
+        &self,
+        request: Request<GetDeviceRequest>,
+    ) -> Result<Response<Device>, Status> {
+        Ok(Response::new(
+            self.core.get_device(&request.into_inner().target)?,
+        ))
+    }
+
+    async fn list_devices(
+        &self,
+        request: Request<ListDevicesRequest>,
+    ) -> Result<Response<ListDevicesResponse>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(self.core.list_devices(
+            &r.target,
+            r.page_size,
+            &r.page_token,
+        )?))
+    }
+}
+
+/// Parses the `grpc-timeout` header (`<= 8 digits><H|M|S|m|u|n>`).
+fn grpc_timeout(meta: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let v = meta.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grpc_timeout() {
+        let mut m = tonic::metadata::MetadataMap::new();
+        assert_eq!(grpc_timeout(&m), None);
+        for (v, d) in [
+            ("250m", Duration::from_millis(250)),
+            ("3S", Duration::from_secs(3)),
+            ("1H", Duration::from_secs(3600)),
+            ("99999u", Duration::from_micros(99999)),
+        ] {
+            m.insert("grpc-timeout", v.parse().unwrap());
+            assert_eq!(grpc_timeout(&m), Some(d), "{v}");
+        }
+        for bad in ["", "S", "123456789S", "10x", "-1S"] {
+            m.insert("grpc-timeout", bad.parse().unwrap());
+            assert_eq!(grpc_timeout(&m), None, "{bad}");
+        }
+    }
+}

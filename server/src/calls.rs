@@ -1,0 +1,274 @@
+//! The correlation table: every call in flight, keyed by its 16-byte
+//! correlation id. Plain state without I/O; the gateway core drives it.
+//!
+//! Each entry holds the sender half of a oneshot. Whoever removes the entry
+//! completes the call, so a call completes exactly once whatever races
+//! (reply vs. timeout vs. device offline vs. broker lost vs. cancel).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+
+/// Correlation id: the UUID of the call as a number (its bytes are the
+/// MQTT CorrelationData, big-endian).
+pub type CallId = u128;
+
+/// The device's final reply to one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP-like status from the `status` user property, 200 when absent.
+    pub status: i32,
+    /// Reply payload, shared with the MQTT buffer (no copy).
+    pub payload: Bytes,
+    /// MQTT ContentType of the reply.
+    pub content_type: Option<String>,
+    /// Device-reported execution time in µs (`exec-us`).
+    pub exec_us: Option<u64>,
+}
+
+/// What ends a call.
+pub type Completion = Result<Reply, Error>;
+
+struct Pending {
+    device: Box<str>,
+    accepted: bool,
+    tx: oneshot::Sender<Completion>,
+}
+
+/// What happened to an incoming reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Handed to its caller.
+    Delivered,
+    /// No call with that id: late (timed out), duplicate or made up.
+    Unknown,
+    /// A call with that id exists but targets another device: dropped and
+    /// the call left waiting for its own device.
+    Foreign,
+}
+
+#[derive(Default)]
+struct Inner {
+    connected: bool,
+    calls: HashMap<CallId, Pending>,
+}
+
+/// The table. One `parking_lot` mutex: every critical section is a hash
+/// map operation, far shorter than a context switch, so sharding would buy
+/// nothing on the cores this runs on.
+pub struct CallTable {
+    inner: Mutex<Inner>,
+    limit: usize,
+}
+
+impl CallTable {
+    /// A table admitting at most `limit` calls in flight.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            limit,
+        }
+    }
+
+    /// Registers a call. Fails with `BrokerUnavailable` while disconnected
+    /// (checked under the same lock that `set_connected(false)` drains, so
+    /// no call slips in between) and `Overloaded` at the limit.
+    pub fn insert(&self, id: CallId, device: &str) -> Result<oneshot::Receiver<Completion>, Error> {
+        let mut inner = self.inner.lock();
+        if !inner.connected {
+            return Err(Error::BrokerUnavailable);
+        }
+        if inner.calls.len() >= self.limit {
+            return Err(Error::Overloaded(self.limit));
+        }
+        let (tx, rx) = oneshot::channel();
+        inner.calls.insert(
+            id,
+            Pending {
+                device: device.into(),
+                accepted: false,
+                tx,
+            },
+        );
+        Ok(rx)
+    }
+
+    /// Completes call `id` with `reply` if it targets `device`.
+    pub fn complete(&self, id: CallId, device: &str, reply: Reply) -> Delivery {
+        let pending = {
+            let mut inner = self.inner.lock();
+            match inner.calls.get(&id) {
+                None => return Delivery::Unknown,
+                Some(p) if &*p.device != device => return Delivery::Foreign,
+                Some(_) => inner.calls.remove(&id).expect("present"),
+            }
+        };
+        // A receiver dropped at this instant is a cancelled caller: nothing to do.
+        let _ = pending.tx.send(Ok(reply));
+        Delivery::Delivered
+    }
+
+    /// Records the interim `stage=accepted` reply; same matching as `complete`.
+    pub fn mark_accepted(&self, id: CallId, device: &str) -> Delivery {
+        let mut inner = self.inner.lock();
+        match inner.calls.get_mut(&id) {
+            None => Delivery::Unknown,
+            Some(p) if &*p.device != device => Delivery::Foreign,
+            Some(p) => {
+                p.accepted = true;
+                Delivery::Delivered
+            }
+        }
+    }
+
+    /// Removes a call without completing it (deadline passed, caller gone).
+    /// Returns whether it was still pending and, if so, whether the device
+    /// had accepted it; `None` means another path completed it first.
+    pub fn remove(&self, id: CallId) -> Option<bool> {
+        self.inner.lock().calls.remove(&id).map(|p| p.accepted)
+    }
+
+    /// Fails every call in flight to `device` with `err`; returns how many.
+    pub fn fail_device(&self, device: &str, err: &Error) -> usize {
+        let failed: Vec<Pending> = {
+            let mut inner = self.inner.lock();
+            let ids: Vec<CallId> = inner
+                .calls
+                .iter()
+                .filter(|(_, p)| &*p.device == device)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| inner.calls.remove(id)).collect()
+        };
+        let n = failed.len();
+        for p in failed {
+            let _ = p.tx.send(Err(err.clone()));
+        }
+        n
+    }
+
+    /// Marks the MQTT connection up or down. Going down fails every call in
+    /// flight with `BrokerUnavailable`: their requests or replies may be lost.
+    pub fn set_connected(&self, connected: bool) {
+        let failed: Vec<Pending> = {
+            let mut inner = self.inner.lock();
+            inner.connected = connected;
+            if connected {
+                return;
+            }
+            inner.calls.drain().map(|(_, p)| p).collect()
+        };
+        for p in failed {
+            let _ = p.tx.send(Err(Error::BrokerUnavailable));
+        }
+    }
+
+    /// Whether the MQTT session is up.
+    pub fn connected(&self) -> bool {
+        self.inner.lock().connected
+    }
+
+    /// Calls in flight.
+    pub fn len(&self) -> usize {
+        self.inner.lock().calls.len()
+    }
+
+    /// Whether no call is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(body: &'static str) -> Reply {
+        Reply {
+            status: 200,
+            payload: Bytes::from_static(body.as_bytes()),
+            content_type: None,
+            exec_us: None,
+        }
+    }
+
+    fn table() -> CallTable {
+        let t = CallTable::new(3);
+        t.set_connected(true);
+        t
+    }
+
+    #[test]
+    fn reply_reaches_its_caller_once() {
+        let t = table();
+        let mut rx = t.insert(1, "d1").unwrap();
+        assert_eq!(t.complete(1, "d1", reply("a")), Delivery::Delivered);
+        assert_eq!(rx.try_recv().unwrap(), Ok(reply("a")));
+        assert_eq!(
+            t.complete(1, "d1", reply("b")),
+            Delivery::Unknown,
+            "duplicate"
+        );
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn foreign_reply_is_dropped_and_call_keeps_waiting() {
+        let t = table();
+        let mut rx = t.insert(7, "d1").unwrap();
+        assert_eq!(t.complete(7, "d2", reply("spoof")), Delivery::Foreign);
+        assert!(rx.try_recv().is_err(), "nothing delivered");
+        assert_eq!(t.complete(7, "d1", reply("real")), Delivery::Delivered);
+        assert_eq!(rx.try_recv().unwrap(), Ok(reply("real")));
+    }
+
+    #[test]
+    fn timeout_removes_and_reports_acceptance() {
+        let t = table();
+        let _rx = t.insert(1, "d1").unwrap();
+        let _rx2 = t.insert(2, "d1").unwrap();
+        assert_eq!(t.mark_accepted(2, "d1"), Delivery::Delivered);
+        assert_eq!(t.mark_accepted(2, "dx"), Delivery::Foreign);
+        assert_eq!(t.remove(1), Some(false));
+        assert_eq!(t.remove(2), Some(true));
+        assert_eq!(t.remove(2), None, "second removal finds nothing");
+        assert_eq!(t.complete(1, "d1", reply("late")), Delivery::Unknown);
+    }
+
+    #[test]
+    fn device_offline_fails_only_its_calls() {
+        let t = table();
+        let mut a = t.insert(1, "d1").unwrap();
+        let mut b = t.insert(2, "d2").unwrap();
+        let err = Error::DeviceDisconnected("d1".into());
+        assert_eq!(t.fail_device("d1", &err), 1);
+        assert_eq!(a.try_recv().unwrap(), Err(err));
+        assert!(b.try_recv().is_err());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn disconnect_fails_all_and_refuses_new_calls() {
+        let t = table();
+        let mut a = t.insert(1, "d1").unwrap();
+        t.set_connected(false);
+        assert_eq!(a.try_recv().unwrap(), Err(Error::BrokerUnavailable));
+        assert_eq!(t.insert(2, "d1").unwrap_err(), Error::BrokerUnavailable);
+        assert!(t.is_empty());
+        t.set_connected(true);
+        assert!(t.insert(2, "d1").is_ok());
+    }
+
+    #[test]
+    fn limit_gives_overloaded() {
+        let t = table();
+        let _r: Vec<_> = (0..3).map(|i| t.insert(i, "d").unwrap()).collect();
+        assert_eq!(t.insert(9, "d").unwrap_err(), Error::Overloaded(3));
+        t.remove(0);
+        assert!(t.insert(9, "d").is_ok());
+    }
+}

@@ -1,0 +1,173 @@
+//! Configuration: flags with `THINGCALL_*` environment fallbacks, checked
+//! once at start-up. Bad configuration is one clear line and exit code 64.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Exit code for bad configuration (`EX_USAGE` from sysexits.h).
+pub const EX_USAGE: i32 = 64;
+
+/// thingcall gateway: call methods on MQTT 5 devices synchronously over gRPC.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "thingcall-server", version, about)]
+pub struct Config {
+    /// Address for gRPC (h2c).
+    #[arg(long, env = "THINGCALL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// External MQTT 5 broker, `mqtt://host:port`. Without it the gateway
+    /// starts its embedded broker.
+    #[arg(long, env = "THINGCALL_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+
+    /// Where the embedded broker listens (when no --mqtt-url).
+    #[arg(
+        long,
+        env = "THINGCALL_EMBEDDED_BROKER_LISTEN",
+        default_value = "127.0.0.1:1883"
+    )]
+    pub embedded_broker_listen: SocketAddr,
+
+    /// Unique id of this gateway (MQTT client id, part of its reply topic);
+    /// default `gw-` and 8 random hex digits. Set it to the pod name when
+    /// running replicas.
+    #[arg(long, env = "THINGCALL_GATEWAY_ID")]
+    pub gateway_id: Option<String>,
+
+    /// Root of every MQTT topic.
+    #[arg(long, env = "THINGCALL_TOPIC_ROOT", default_value = "thingcall")]
+    pub topic_root: String,
+
+    /// QoS of requests to devices (0, 1 or 2).
+    #[arg(long, env = "THINGCALL_QOS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+
+    /// Reply deadline of calls that give none.
+    #[arg(long, env = "THINGCALL_DEFAULT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub default_timeout: Duration,
+
+    /// Longest reply deadline a call may ask for.
+    #[arg(long, env = "THINGCALL_MAX_TIMEOUT", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub max_timeout: Duration,
+
+    /// Largest request payload (bytes; suffixes KiB, MiB accepted).
+    #[arg(long, env = "THINGCALL_MAX_PAYLOAD", default_value = "128KiB", value_parser = parse_size)]
+    pub max_payload: usize,
+
+    /// Calls in flight before new ones are refused with OVERLOADED.
+    #[arg(long, env = "THINGCALL_MAX_IN_FLIGHT", default_value_t = 100_000)]
+    pub max_in_flight: usize,
+
+    /// Events buffered per watcher before it is told it lagged.
+    #[arg(long, env = "THINGCALL_WATCH_BUFFER", default_value_t = 1024)]
+    pub watch_buffer: usize,
+
+    /// Also start N simulated devices in-process (`demo-1` .. `demo-N`).
+    #[arg(long, env = "THINGCALL_DEMO", default_value_t = 0)]
+    pub demo: u32,
+}
+
+impl Config {
+    /// Checks what clap cannot; the error is the one line to print.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.mqtt_url {
+            thingcall_device_sim::parse_mqtt_url(url).map_err(|e| format!("--mqtt-url: {e}"))?;
+        }
+        if let Some(id) = &self.gateway_id {
+            thingcall_proto::wire::validate_id("--gateway-id", id).map_err(|e| e.to_string())?;
+        }
+        let root = &self.topic_root;
+        if root.is_empty()
+            || root.starts_with('/')
+            || root.ends_with('/')
+            || root.contains(['+', '#', '\0'])
+        {
+            return Err(format!("--topic-root {root:?} must be a topic prefix without wildcards or leading/trailing '/'"));
+        }
+        if self.default_timeout.is_zero() || self.max_timeout.is_zero() {
+            return Err("--default-timeout and --max-timeout must be greater than zero".into());
+        }
+        if self.default_timeout > self.max_timeout {
+            return Err("--default-timeout is longer than --max-timeout".into());
+        }
+        if self.max_payload == 0 || self.max_payload > 256 * 1024 * 1024 {
+            return Err("--max-payload must be between 1 byte and 256MiB".into());
+        }
+        if self.max_in_flight == 0 {
+            return Err("--max-in-flight must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The gateway id in force.
+    pub fn gateway_id(&self) -> String {
+        self.gateway_id
+            .clone()
+            .unwrap_or_else(|| format!("gw-{:08x}", rand::random::<u32>()))
+    }
+}
+
+/// Parses `131072`, `128KiB`, `1MiB` (also `KB`/`MB`/`K`/`M` as binary units).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => return Err(format!("{s:?}: unknown unit (use KiB or MiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let c =
+            Config::try_parse_from(std::iter::once("thingcall-server").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.max_payload, 128 * 1024);
+        assert_eq!(c.max_timeout, Duration::from_secs(300));
+        assert_eq!(c.qos, 1);
+        assert!(c.gateway_id().starts_with("gw-"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            &["--qos", "3"][..],
+            &["--max-timeout", "soon"],
+            &["--max-payload", "12 parsecs"],
+            &["--mqtt-url", "http://x:1"],
+            &["--gateway-id", "a/b"],
+            &["--topic-root", "a/#"],
+            &["--default-timeout", "20m", "--max-timeout", "1m"],
+            &["--listen", "nowhere"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} accepted");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("128KiB"), Ok(131072));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("x").is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The one error type of the gateway core. Every surface (gRPC today,
+//! HTTP/JSON and the seed API later) maps it in exactly one place.
+
+use std::time::Duration;
+
+/// Why a call or query did not produce the device's answer.
+///
+/// Each variant has a stable [`Error::reason`] string that callers see in
+/// `google.rpc.ErrorInfo.reason` (gRPC) or the JSON error body (HTTP).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Malformed input: bad id, bad timeout, bad metadata.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Payload over the configured limit.
+    #[error("payload is {size} bytes, over the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Size of the rejected payload.
+        size: usize,
+        /// The configured limit (`--max-payload`).
+        limit: usize,
+    },
+    /// The device is known to be offline (and `connect_timeout` passed).
+    #[error("device {0} is offline")]
+    DeviceOffline(String),
+    /// The device is not known to the gateway at all (GetDevice only).
+    #[error("device {0} is not known to this gateway")]
+    DeviceNotFound(String),
+    /// The device announced its methods and this is not one of them.
+    #[error("device {device} does not serve method {method}")]
+    MethodNotSupported {
+        /// The target device.
+        device: String,
+        /// The refused method.
+        method: String,
+    },
+    /// No reply by the deadline.
+    #[error("no reply from the device within {}ms ({})", after.as_millis(),
+        if *accepted { "the device had accepted the call" } else { "the device never acknowledged the call" })]
+    DeviceTimeout {
+        /// Time from receipt to the deadline.
+        after: Duration,
+        /// Whether an interim `stage=accepted` reply had arrived.
+        accepted: bool,
+    },
+    /// The device's presence went offline while the call was in flight.
+    #[error("device {0} went offline while the call was in flight")]
+    DeviceDisconnected(String),
+    /// The gateway has no MQTT connection (now, or lost it mid-call).
+    #[error("the gateway is not connected to the MQTT broker")]
+    BrokerUnavailable,
+    /// Too many calls in flight.
+    #[error("{0} calls are in flight, the gateway's limit")]
+    Overloaded(usize),
+    /// The gateway is draining.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    /// The stable reason string of DESIGN.md's error table.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Error::DeviceOffline(_) => "DEVICE_OFFLINE",
+            Error::DeviceNotFound(_) => "DEVICE_NOT_FOUND",
+            Error::MethodNotSupported { .. } => "METHOD_NOT_SUPPORTED",
+            Error::DeviceTimeout { .. } => "DEVICE_TIMEOUT",
+            Error::DeviceDisconnected(_) => "DEVICE_DISCONNECTED",
+            Error::BrokerUnavailable => "BROKER_UNAVAILABLE",
+            Error::Overloaded(_) => "OVERLOADED",
+            Error::ShuttingDown => "SHUTTING_DOWN",
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+}
+
+impl From<thingcall_proto::wire::IdError> for Error {
+    fn from(e: thingcall_proto::wire::IdError) -> Self {
+        Error::InvalidArgument(e.to_string())
+    }
+}

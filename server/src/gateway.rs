@@ -1,0 +1,388 @@
+//! The gateway core: every surface (gRPC now; HTTP/JSON, gRPC-web and the
+//! seed API later) calls these methods and nothing else does business logic.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::AsyncClient;
+use thingcall_proto::v1::{self, device_event::Kind, InvocationOutcome, InvokeRequest};
+use thingcall_proto::wire::{self, Topics};
+use tokio::sync::watch;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::calls::{CallId, CallTable, Completion, Reply};
+use crate::error::Error;
+use crate::presence::{DeviceState, Reachability, Registry};
+use crate::validate;
+use crate::watch::{Hub, SharedEvent};
+
+/// Settings of the core (a subset of the server's configuration).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Unique per gateway process; part of its reply topic.
+    pub gateway_id: String,
+    /// MQTT topic root.
+    pub topic_root: String,
+    /// QoS of requests.
+    pub qos: QoS,
+    /// Reply deadline when a call gives none.
+    pub default_timeout: Duration,
+    /// Longest reply deadline a call may ask for.
+    pub max_timeout: Duration,
+    /// Largest request payload in bytes.
+    pub max_payload: usize,
+    /// Calls in flight before new ones get `OVERLOADED`.
+    pub max_in_flight: usize,
+    /// Events buffered per watcher before it lags.
+    pub watch_buffer: usize,
+}
+
+/// The device's answer to a call.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The reply as the device sent it.
+    pub reply: Reply,
+    /// The call's correlation id.
+    pub request_id: CallId,
+    /// Gateway receipt to reply.
+    pub elapsed: Duration,
+}
+
+/// Replies dropped without reaching a caller, by cause.
+#[derive(Debug, Default)]
+pub struct DropCounters {
+    /// No call with that correlation id: late (after its deadline), duplicate, or made up.
+    pub unknown: AtomicU64,
+    /// The call exists but targets another device (reply topic names a different device).
+    pub foreign: AtomicU64,
+    /// Not decodable: no or wrong-size CorrelationData, bad status, bad presence JSON.
+    pub malformed: AtomicU64,
+}
+
+/// The core. Shared as `Arc<Gateway>` by the API adapters and the MQTT session.
+pub struct Gateway {
+    pub(crate) cfg: CoreConfig,
+    pub(crate) topics: Topics,
+    client: AsyncClient,
+    pub(crate) calls: CallTable,
+    pub(crate) registry: RwLock<Registry>,
+    pub(crate) hub: Hub,
+    draining: AtomicBool,
+    pub(crate) connected: watch::Sender<bool>,
+    /// Counters of dropped replies.
+    pub drops: DropCounters,
+}
+
+/// Removes a call whose caller went away (future dropped) before it ended.
+struct CancelGuard<'a> {
+    calls: &'a CallTable,
+    id: CallId,
+    armed: bool,
+}
+
+impl Drop for CancelGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.calls.remove(self.id);
+        }
+    }
+}
+
+impl Gateway {
+    /// A core publishing through `client`; the MQTT session feeds it.
+    pub fn new(cfg: CoreConfig, client: AsyncClient) -> Self {
+        Self {
+            topics: Topics::new(cfg.topic_root.clone()),
+            calls: CallTable::new(cfg.max_in_flight),
+            registry: RwLock::new(Registry::default()),
+            hub: Hub::new(cfg.watch_buffer),
+            draining: AtomicBool::new(false),
+            connected: watch::channel(false).0,
+            drops: DropCounters::default(),
+            client,
+            cfg,
+        }
+    }
+
+    /// The filters the MQTT session must hold.
+    pub fn subscriptions(&self) -> Vec<String> {
+        vec![
+            self.topics.replies_filter(&self.cfg.gateway_id),
+            self.topics.presence_filter(),
+            self.topics.events_filter(),
+        ]
+    }
+
+    /// Settings in force.
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// Follows the MQTT session state (true once subscriptions are in place).
+    pub fn connected(&self) -> watch::Receiver<bool> {
+        self.connected.subscribe()
+    }
+
+    /// Calls in flight.
+    pub fn in_flight(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Refuse new calls from now on (`SHUTTING_DOWN`); calls in flight go on.
+    /// Watch streams end.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.hub.close();
+    }
+
+    /// Runs `req.method` on `req.target` and waits for the answer.
+    /// `caller_deadline` is the caller's own deadline (gRPC `grpc-timeout`).
+    pub async fn invoke(
+        &self,
+        req: InvokeRequest,
+        caller_deadline: Option<Instant>,
+    ) -> Result<Answer, Error> {
+        let received = Instant::now();
+        let limits = validate::invoke(&req, &self.cfg, received, caller_deadline)?;
+        if self.draining.load(Ordering::Relaxed) {
+            return Err(Error::ShuttingDown);
+        }
+        self.await_reachable(&req.target, &req.method, limits.connect_deadline)
+            .await?;
+
+        let id = uuid::Uuid::new_v4().as_u128();
+        let mut rx = self.calls.insert(id, &req.target)?;
+        let mut guard = CancelGuard {
+            calls: &self.calls,
+            id,
+            armed: true,
+        };
+        // Checked again now the call is in the table: an offline that landed
+        // between the first check and the insert would otherwise be missed.
+        if self.registry.read().reachability(&req.target, &req.method) == Reachability::Offline {
+            return self.finish(
+                &req,
+                id,
+                received,
+                Err(Error::DeviceOffline(req.target.clone())),
+            );
+        }
+        if self
+            .publish_request(&req, id, limits.deadline)
+            .await
+            .is_err()
+        {
+            return self.finish(&req, id, received, Err(Error::BrokerUnavailable));
+        }
+        let result: Completion =
+            match tokio::time::timeout_at(limits.deadline.into(), &mut rx).await {
+                Ok(Ok(done)) => done,
+                Ok(Err(_)) => Err(Error::BrokerUnavailable),
+                Err(_) => match self.calls.remove(id) {
+                    Some(accepted) => Err(Error::DeviceTimeout {
+                        after: limits.deadline.saturating_duration_since(received),
+                        accepted,
+                    }),
+                    // Completed in the instant the deadline fired: take that.
+                    None => rx.try_recv().unwrap_or(Err(Error::BrokerUnavailable)),
+                },
+            };
+        guard.armed = false;
+        self.finish(&req, id, received, result)
+    }
+
+    fn finish(
+        &self,
+        req: &InvokeRequest,
+        id: CallId,
+        received: Instant,
+        result: Completion,
+    ) -> Result<Answer, Error> {
+        let elapsed = received.elapsed();
+        if self.hub.has_watchers() {
+            let (outcome, status) = match &result {
+                Ok(r) => ("OK", r.status),
+                Err(e) => (e.reason(), 0),
+            };
+            self.hub.send(
+                &req.target,
+                Kind::Invocation(InvocationOutcome {
+                    method: req.method.clone(),
+                    request_id: uuid::Uuid::from_u128(id).to_string(),
+                    outcome: outcome.to_owned(),
+                    status,
+                    elapsed: elapsed.try_into().ok(),
+                }),
+            );
+        }
+        result.map(|reply| Answer {
+            reply,
+            request_id: id,
+            elapsed,
+        })
+    }
+
+    async fn publish_request(
+        &self,
+        req: &InvokeRequest,
+        id: CallId,
+        deadline: Instant,
+    ) -> Result<(), rumqttc::v5::ClientError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let deadline_ms = (SystemTime::now() + remaining)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let mut user_properties = Vec::with_capacity(2 + req.metadata.len());
+        user_properties.push((wire::PROP_DEADLINE.to_owned(), deadline_ms.to_string()));
+        if !req.idempotency_key.is_empty() {
+            user_properties.push((
+                wire::PROP_IDEMPOTENCY_KEY.to_owned(),
+                req.idempotency_key.clone(),
+            ));
+        }
+        user_properties.extend(req.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let props = PublishProperties {
+            // Rounded up so a device never sees a request expire early; the
+            // `deadline` property carries the exact instant.
+            message_expiry_interval: Some(
+                remaining.as_secs() as u32 + u32::from(remaining.subsec_nanos() > 0),
+            ),
+            response_topic: Some(self.topics.reply(&self.cfg.gateway_id, &req.target)),
+            correlation_data: Some(bytes::Bytes::copy_from_slice(&id.to_be_bytes())),
+            content_type: (!req.content_type.is_empty()).then(|| req.content_type.clone()),
+            user_properties,
+            ..Default::default()
+        };
+        self.client
+            .publish_with_properties(
+                self.topics.request(&req.target, &req.method),
+                self.cfg.qos,
+                false,
+                req.payload.clone(),
+                props,
+            )
+            .await
+    }
+
+    /// Waits (up to `connect_deadline`) until the device may be called.
+    async fn await_reachable(
+        &self,
+        device: &str,
+        method: &str,
+        connect_deadline: Option<Instant>,
+    ) -> Result<(), Error> {
+        let mut events = None;
+        loop {
+            match self.registry.read().reachability(device, method) {
+                Reachability::Unknown | Reachability::Online => return Ok(()),
+                Reachability::MethodNotSupported => {
+                    return Err(Error::MethodNotSupported {
+                        device: device.into(),
+                        method: method.into(),
+                    })
+                }
+                Reachability::Offline => {}
+            }
+            let until = match connect_deadline {
+                Some(t) if t > Instant::now() => t,
+                _ => return Err(Error::DeviceOffline(device.into())),
+            };
+            // Subscribe, then look again: no presence change is missed.
+            let Some(rx) = events.as_mut() else {
+                events = Some(self.hub.subscribe());
+                continue;
+            };
+            if tokio::time::timeout_at(until.into(), rx.recv())
+                .await
+                .is_err()
+            {
+                return Err(Error::DeviceOffline(device.into()));
+            }
+        }
+    }
+
+    /// One device's presence.
+    pub fn get_device(&self, id: &str) -> Result<v1::Device, Error> {
+        wire::validate_id("target", id)?;
+        let reg = self.registry.read();
+        reg.get(id)
+            .map(|s| device_proto(id, s))
+            .ok_or_else(|| Error::DeviceNotFound(id.into()))
+    }
+
+    /// A page of devices matching `pattern`, after `page_token`.
+    pub fn list_devices(
+        &self,
+        pattern: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<v1::ListDevicesResponse, Error> {
+        validate::pattern(pattern)?;
+        let size = match page_size {
+            0 => 1000,
+            n if (1..=10_000).contains(&n) => n as usize,
+            n => {
+                return Err(Error::invalid(format!(
+                    "page_size {n} is outside 0..=10000"
+                )))
+            }
+        };
+        let after = (!page_token.is_empty()).then_some(page_token);
+        let reg = self.registry.read();
+        let mut devices: Vec<v1::Device> = reg
+            .list(pattern, after)
+            .take(size + 1)
+            .map(|(id, s)| device_proto(id, s))
+            .collect();
+        let next_page_token = if devices.len() > size {
+            devices.truncate(size);
+            devices.last().map(|d| d.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(v1::ListDevicesResponse {
+            devices,
+            next_page_token,
+        })
+    }
+
+    /// Current state of every matching device, then changes.
+    pub fn watch(
+        &self,
+        pattern: &str,
+        include_events: bool,
+    ) -> Result<ReceiverStream<SharedEvent>, Error> {
+        validate::pattern(pattern)?;
+        let rx = self.hub.subscribe();
+        let initial = self
+            .registry
+            .read()
+            .list(pattern, None)
+            .map(|(id, s)| crate::watch::event(id, Kind::Presence(device_proto(id, s))))
+            .collect();
+        Ok(self
+            .hub
+            .watch(rx, initial, pattern.to_owned(), include_events))
+    }
+}
+
+/// The API's view of one registry entry.
+pub(crate) fn device_proto(id: &str, s: &DeviceState) -> v1::Device {
+    v1::Device {
+        id: id.to_owned(),
+        online: s.online,
+        methods: s.methods.to_vec(),
+        since: Some(s.since.into()),
+        session: s.session.clone(),
+    }
+}
+
+/// Keeps `Arc<Gateway>` usable where the session wants `Arc<dyn Incoming>`.
+pub fn as_incoming(g: &Arc<Gateway>) -> Arc<dyn crate::mqtt::Incoming> {
+    g.clone()
+}

@@ -1,0 +1,163 @@
+//! Owns the gateway's one MQTT 5 connection.
+//!
+//! One task polls the rumqttc event loop and hands every incoming packet to
+//! the core synchronously; it never awaits a publish on its own client
+//! (rumqttc's bounded request channel would deadlock). Callers publish from
+//! their own tasks through the [`AsyncClient`], which is a channel into this
+//! loop. On a lost connection the loop tells the core (which fails the calls
+//! in flight), throws away queued requests (they belong to failed calls),
+//! and reconnects with capped exponential backoff and jitter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the session reports to the gateway core. Called from the session
+/// task: implementations must not block.
+pub trait Incoming: Send + Sync + 'static {
+    /// Subscriptions are in place: calls may go out.
+    fn on_ready(&self);
+    /// The connection is gone: calls in flight cannot complete.
+    fn on_lost(&self, why: &str);
+    /// A message arrived on one of the subscriptions.
+    fn on_publish(&self, publish: Publish);
+}
+
+/// How to reach the broker.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// MQTT client id (the gateway id).
+    pub client_id: String,
+    /// Largest packet either way: the payload limit plus header room.
+    pub max_packet_size: u32,
+    /// Keep-alive interval.
+    pub keep_alive: Duration,
+    /// Filters (re)subscribed on every connect, all QoS 1.
+    pub subscriptions: Vec<String>,
+    /// First reconnect delay; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Largest reconnect delay.
+    pub max_backoff: Duration,
+}
+
+/// Builds the client callers publish through and the event loop that
+/// [`spawn_session`] drives; nothing connects until the loop is polled.
+pub fn new_session(settings: &SessionSettings) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(
+        settings.client_id.clone(),
+        settings.host.clone(),
+        settings.port,
+    );
+    opts.set_keep_alive(settings.keep_alive)
+        .set_clean_start(true)
+        .set_max_packet_size(Some(settings.max_packet_size))
+        .set_outgoing_inflight_upper_limit(4096)
+        .set_connection_timeout(5);
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    opts.set_network_options(net);
+    // Room for a burst of calls without making callers wait on the channel.
+    AsyncClient::new(opts, 4096)
+}
+
+/// Starts the session task; it ends when `stop` turns true.
+pub fn spawn_session(
+    settings: SessionSettings,
+    client: AsyncClient,
+    eventloop: EventLoop,
+    core: Arc<dyn Incoming>,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(run(settings, client, eventloop, core, stop))
+}
+
+async fn run(
+    settings: SessionSettings,
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    core: Arc<dyn Incoming>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = settings.min_backoff;
+    let mut up = false;
+    loop {
+        let event = tokio::select! {
+            e = eventloop.poll() => e,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = settings.min_backoff;
+                // Clean start: the broker has no subscriptions for us. One
+                // SUBSCRIBE for all filters; ready on its SubAck.
+                let filters = settings
+                    .subscriptions
+                    .iter()
+                    .map(|f| Filter::new(f.clone(), QoS::AtLeastOnce));
+                if let Err(e) = client.try_subscribe_many(filters) {
+                    tracing::warn!(error = %e, "could not queue subscriptions");
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused = ack.return_codes.iter().any(|c| {
+                    !matches!(
+                        c,
+                        rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)
+                    )
+                });
+                if refused {
+                    tracing::error!(codes = ?ack.return_codes, "broker refused a subscription");
+                }
+                if !up {
+                    up = true;
+                    tracing::info!(host = %settings.host, port = settings.port, "MQTT session up");
+                    core.on_ready();
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => core.on_publish(p),
+            Ok(_) => {}
+            Err(e) => {
+                if up {
+                    up = false;
+                    tracing::warn!(error = %e, "MQTT connection lost");
+                } else {
+                    tracing::debug!(error = %e, "MQTT connect failed");
+                }
+                core.on_lost(&e.to_string());
+                // Requests queued for the lost connection belong to calls
+                // that just failed: never send them late.
+                eventloop.pending.clear();
+                let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
+                let delay = backoff + Duration::from_millis(jitter);
+                backoff = (backoff * 2).min(settings.max_backoff);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                eventloop.clean();
+                eventloop.pending.clear();
+            }
+        }
+    }
+    // Best effort clean goodbye, without awaiting our own channel.
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(ev) = eventloop.poll().await {
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+    core.on_lost("gateway stopped");
+}

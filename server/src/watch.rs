@@ -1,0 +1,191 @@
+//! Fan-out of device events to watchers.
+//!
+//! One broadcast channel carries every event; each watcher filters it by
+//! its pattern. The broadcast never waits for a reader: a slow one loses the
+//! oldest events and learns how many through a `lagged` event, so a stuck
+//! client cannot slow calls or presence handling.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use thingcall_proto::v1::{device_event::Kind, DeviceEvent, Lagged, Synced};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Events are shared between watchers, never copied per watcher.
+pub type SharedEvent = Arc<DeviceEvent>;
+
+/// The sending side, owned by the gateway core.
+pub struct Hub {
+    tx: broadcast::Sender<SharedEvent>,
+    per_watcher: usize,
+    closed: watch::Sender<bool>,
+}
+
+impl Hub {
+    /// `capacity`: events buffered for the slowest watcher before it lags.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self {
+            tx,
+            per_watcher: capacity.clamp(1, 1024),
+            closed: watch::channel(false).0,
+        }
+    }
+
+    /// Ends every watch stream (the gateway is shutting down; open streams
+    /// would otherwise hold graceful shutdown forever).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Whether anyone listens; lets producers skip building events.
+    pub fn has_watchers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Publishes an event to every watcher; never blocks.
+    pub fn send(&self, device: &str, kind: Kind) {
+        if self.has_watchers() {
+            let _ = self.tx.send(Arc::new(event(device, kind)));
+        }
+    }
+
+    /// A raw subscription (for waiting on a device to come online).
+    pub fn subscribe(&self) -> broadcast::Receiver<SharedEvent> {
+        self.tx.subscribe()
+    }
+
+    /// Starts a watcher: `initial` (the current state of every match, taken
+    /// by the caller *after* this subscribed, so no change falls in between)
+    /// then a `synced` marker, then live events matching `pattern`.
+    pub fn watch(
+        &self,
+        rx: broadcast::Receiver<SharedEvent>,
+        initial: Vec<DeviceEvent>,
+        pattern: String,
+        include_events: bool,
+    ) -> ReceiverStream<SharedEvent> {
+        let (tx, out) = mpsc::channel(self.per_watcher);
+        let closed = self.closed.subscribe();
+        tokio::spawn(forward(rx, tx, closed, initial, pattern, include_events));
+        ReceiverStream::new(out)
+    }
+}
+
+/// Builds an event stamped now.
+pub fn event(device: &str, kind: Kind) -> DeviceEvent {
+    DeviceEvent {
+        device: device.to_owned(),
+        time: Some(SystemTime::now().into()),
+        kind: Some(kind),
+    }
+}
+
+async fn forward(
+    mut rx: broadcast::Receiver<SharedEvent>,
+    tx: mpsc::Sender<SharedEvent>,
+    mut closed: watch::Receiver<bool>,
+    initial: Vec<DeviceEvent>,
+    pattern: String,
+    include_events: bool,
+) {
+    let devices = initial.len() as u32;
+    for ev in initial {
+        if tx.send(Arc::new(ev)).await.is_err() {
+            return;
+        }
+    }
+    if tx
+        .send(Arc::new(event("", Kind::Synced(Synced { devices }))))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        let ev = tokio::select! {
+            r = rx.recv() => r,
+            _ = tx.closed() => return,
+            _ = closed.wait_for(|c| *c) => return,
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(broadcast::error::RecvError::Lagged(dropped)) => {
+                Arc::new(event("", Kind::Lagged(Lagged { dropped })))
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let wanted = match &ev.kind {
+            Some(Kind::Lagged(_)) => true,
+            Some(Kind::Event(_)) => {
+                include_events && thingcall_proto::wire::glob_match(&pattern, &ev.device)
+            }
+            _ => thingcall_proto::wire::glob_match(&pattern, &ev.device),
+        };
+        if wanted && tx.send(ev).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thingcall_proto::v1::Device;
+    use tokio_stream::StreamExt;
+
+    fn presence(id: &str) -> Kind {
+        Kind::Presence(Device {
+            id: id.into(),
+            online: true,
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn initial_then_synced_then_matching_changes() {
+        let hub = Hub::new(16);
+        let rx = hub.subscribe();
+        let mut s = hub.watch(
+            rx,
+            vec![event("pump-1", presence("pump-1"))],
+            "pump-*".into(),
+            false,
+        );
+        hub.send("valve-1", presence("valve-1"));
+        hub.send("pump-2", presence("pump-2"));
+        let got: Vec<_> = (&mut s)
+            .take(3)
+            .map(|e| (e.device.clone(), e.kind.clone()))
+            .collect()
+            .await;
+        assert_eq!(got[0].0, "pump-1");
+        assert!(matches!(
+            got[1].1,
+            Some(Kind::Synced(Synced { devices: 1 }))
+        ));
+        assert_eq!(got[2].0, "pump-2", "valve-1 filtered out");
+    }
+
+    #[tokio::test]
+    async fn slow_watcher_gets_lagged_and_never_blocks_sender() {
+        let hub = Hub::new(4);
+        let rx = hub.subscribe();
+        let mut s = hub.watch(rx, vec![], String::new(), false);
+        // Nobody reads: the sender must still never block.
+        for i in 0..100 {
+            hub.send(&format!("d{i}"), presence("x"));
+        }
+        let mut lagged = 0;
+        while let Some(ev) = s.next().await {
+            if let Some(Kind::Lagged(l)) = &ev.kind {
+                lagged += l.dropped;
+            }
+            if ev.device == "d99" {
+                break;
+            }
+        }
+        assert!(lagged > 0, "a lagged event reports the loss");
+    }
+}

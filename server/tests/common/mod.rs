@@ -1,0 +1,245 @@
+//! Test harness: a real broker (the embedded one, or a Mosquitto started
+//! here on a free port), a gateway on 127.0.0.1:0, devices in-process, and
+//! a gRPC client. No mocks: everything speaks MQTT 5 and gRPC for real.
+#![allow(dead_code)]
+
+pub mod mosquitto;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use thingcall_device_sim::{spawn_device, standard_methods, DeviceHandle, DeviceOptions, Handlers};
+use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
+use thingcall_proto::v1::{device_event::Kind, DeviceEvent, InvokeRequest, WatchDeviceRequest};
+use thingcall_server::{Config, Running};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+/// Which broker a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    Embedded,
+    Mosquitto,
+}
+
+enum BrokerProc {
+    Embedded(Option<thingcall_server::broker::EmbeddedBroker>),
+    Mosquitto(mosquitto::Mosquitto),
+}
+
+/// Generous bound for "should happen soon" on a loaded 2-core machine.
+pub const SOON: Duration = Duration::from_secs(20);
+
+pub struct Harness {
+    kind: Broker,
+    broker: BrokerProc,
+    pub mqtt: SocketAddr,
+    pub gw: Option<Running>,
+    pub client: DeviceGatewayClient<Channel>,
+}
+
+/// Awaits `f`, failing the test if it takes longer than [`SOON`].
+pub async fn soon<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(SOON, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+pub fn gateway_config(mqtt: SocketAddr) -> Config {
+    use clap::Parser;
+    let mut c = Config::parse_from(["thingcall-server"]);
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.mqtt_url = Some(format!("mqtt://{mqtt}"));
+    c.gateway_id = Some(format!("gw-test-{}", std::process::id()));
+    c
+}
+
+impl Harness {
+    /// Starts a broker of `kind` and a gateway on it. `None` when the
+    /// Mosquitto leg cannot run here (skipped; a failure when `CI` is set).
+    pub async fn start(kind: Broker) -> Option<Self> {
+        Self::start_with(kind, |_| {}).await
+    }
+
+    pub async fn start_with(kind: Broker, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let (broker, mqtt) = match kind {
+            Broker::Embedded => {
+                let b = thingcall_server::broker::EmbeddedBroker::start(
+                    "127.0.0.1:0".parse().unwrap(),
+                    1 << 20,
+                )
+                .await
+                .expect("embedded broker");
+                let addr = b.addr();
+                (BrokerProc::Embedded(Some(b)), addr)
+            }
+            Broker::Mosquitto => {
+                let m = mosquitto::Mosquitto::start(None).await?;
+                let addr = m.addr();
+                (BrokerProc::Mosquitto(m), addr)
+            }
+        };
+        let mut cfg = gateway_config(mqtt);
+        tweak(&mut cfg);
+        let gw = thingcall_server::start(cfg).await.expect("gateway starts");
+        soon("gateway MQTT session", gw.wait_connected()).await;
+        let client = DeviceGatewayClient::connect(format!("http://{}", gw.grpc_addr))
+            .await
+            .expect("grpc connect");
+        Some(Self {
+            kind,
+            broker,
+            mqtt,
+            gw: Some(gw),
+            client,
+        })
+    }
+
+    pub fn gw(&self) -> &Running {
+        self.gw.as_ref().unwrap()
+    }
+
+    pub fn device_options(&self, id: &str) -> DeviceOptions {
+        DeviceOptions::new(id, self.mqtt.ip().to_string(), self.mqtt.port())
+    }
+
+    /// A device with the standard methods, online and seen by the gateway.
+    pub async fn device(&self, id: &str) -> DeviceHandle {
+        self.device_with(self.device_options(id), standard_methods())
+            .await
+    }
+
+    /// A device, online, and its presence seen by the gateway.
+    pub async fn device_with(&self, opts: DeviceOptions, handlers: Handlers) -> DeviceHandle {
+        let id = opts.id.clone();
+        let mut watch = self.watch(&id).await;
+        let d = spawn_device(opts, handlers);
+        soon("device online", d.wait_online()).await;
+        wait_presence(&mut watch, &id, true).await;
+        d
+    }
+
+    /// A WatchDevice stream, already past its initial snapshot.
+    pub async fn watch(&self, pattern: &str) -> tonic::Streaming<DeviceEvent> {
+        let mut c = self.client.clone();
+        let mut s = c
+            .watch_device(WatchDeviceRequest {
+                target: pattern.into(),
+                include_events: false,
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        soon("synced", async {
+            while let Some(ev) = s.next().await {
+                if matches!(ev.expect("event").kind, Some(Kind::Synced(_))) {
+                    return;
+                }
+            }
+            panic!("watch ended before synced");
+        })
+        .await;
+        s
+    }
+
+    /// Stops the broker abruptly (Mosquitto: SIGKILL).
+    pub async fn kill_broker(&mut self) {
+        match &mut self.broker {
+            BrokerProc::Embedded(b) => b.take().expect("running").stop().await,
+            BrokerProc::Mosquitto(m) => m.kill(),
+        }
+    }
+
+    /// Starts the broker again on the same port.
+    pub async fn restart_broker(&mut self) {
+        match &mut self.broker {
+            BrokerProc::Embedded(b) => {
+                // The port may linger briefly after the old listener closed.
+                let started = soon("embedded broker restart", async {
+                    loop {
+                        match thingcall_server::broker::EmbeddedBroker::start(self.mqtt, 1 << 20)
+                            .await
+                        {
+                            Ok(nb) => return nb,
+                            Err(_) => tokio::task::yield_now().await,
+                        }
+                    }
+                })
+                .await;
+                *b = Some(started);
+            }
+            BrokerProc::Mosquitto(m) => m.restart().await,
+        }
+    }
+
+    pub fn kind(&self) -> Broker {
+        self.kind
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(gw) = self.gw.take() {
+            gw.stop().await;
+        }
+    }
+}
+
+/// Reads `watch` until `device` is reported online (or offline).
+pub async fn wait_presence(watch: &mut tonic::Streaming<DeviceEvent>, device: &str, online: bool) {
+    soon("presence change", async {
+        while let Some(ev) = watch.next().await {
+            if let Some(Kind::Presence(d)) = ev.expect("event").kind {
+                if d.id == device && d.online == online {
+                    return;
+                }
+            }
+        }
+        panic!("watch ended");
+    })
+    .await
+}
+
+pub fn req(target: &str, method: &str, payload: &[u8]) -> InvokeRequest {
+    InvokeRequest {
+        target: target.into(),
+        method: method.into(),
+        payload: payload.to_vec().into(),
+        ..Default::default()
+    }
+}
+
+pub fn secs_f(d: f64) -> Option<prost_types::Duration> {
+    Duration::from_secs_f64(d).try_into().ok()
+}
+
+/// The ErrorInfo reason of a failed call.
+pub fn reason(s: &tonic::Status) -> String {
+    s.get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_else(|| format!("no ErrorInfo ({:?})", s.code()))
+}
+
+/// Runs `body` against each broker as its own test.
+#[macro_export]
+macro_rules! broker_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let h = $crate::common::Harness::start($crate::common::Broker::Embedded).await.expect("embedded");
+                    super::$name(h).await;
+                }
+            )*
+        }
+        mod mosquitto {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(h) = $crate::common::Harness::start($crate::common::Broker::Mosquitto).await else { return };
+                    super::$name(h).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,118 @@
+//! What a real broker cannot produce on its own: a device that answers for
+//! another device, answers twice, or sends garbage. A raw MQTT 5 client
+//! plays that device against the real broker.
+
+mod common;
+
+use bytes::Bytes;
+use common::{req, secs_f, soon, Harness};
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use std::sync::atomic::Ordering;
+
+broker_tests!(foreign_duplicate_and_malformed_replies_are_dropped);
+
+async fn foreign_duplicate_and_malformed_replies_are_dropped(h: Harness) {
+    let mut opts = MqttOptions::new("rogue", h.mqtt.ip().to_string(), h.mqtt.port());
+    opts.set_max_packet_size(Some(1 << 20));
+    let (dev, mut events) = AsyncClient::new(opts, 64);
+    dev.subscribe("thingcall/devices/rogue/methods/+", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let peer = tokio::spawn(async move {
+        let mut subscribed = false;
+        loop {
+            let ev = events.poll().await.expect("rogue connection");
+            match ev {
+                Event::Incoming(Packet::SubAck(_)) => subscribed = true,
+                Event::Incoming(Packet::Publish(p)) if subscribed => {
+                    let props = p.properties.clone().unwrap();
+                    let reply_topic = props.response_topic.clone().unwrap();
+                    let corr = props.correlation_data.clone().unwrap();
+                    let other = reply_topic.replace("/replies/rogue", "/replies/victim");
+                    let reply = |c: Bytes| PublishProperties {
+                        correlation_data: Some(c),
+                        ..Default::default()
+                    };
+                    let d = dev.clone();
+                    tokio::spawn(async move {
+                        // Garbage: no correlation data, then a 3-byte one.
+                        d.publish(reply_topic.clone(), QoS::AtLeastOnce, false, "junk")
+                            .await
+                            .unwrap();
+                        d.publish_with_properties(
+                            reply_topic.clone(),
+                            QoS::AtLeastOnce,
+                            false,
+                            "junk",
+                            reply(Bytes::from_static(b"abc")),
+                        )
+                        .await
+                        .unwrap();
+                        // Answer as another device (a foreign reply).
+                        d.publish_with_properties(
+                            other,
+                            QoS::AtLeastOnce,
+                            false,
+                            "spoofed",
+                            reply(corr.clone()),
+                        )
+                        .await
+                        .unwrap();
+                        // The real answer, twice.
+                        for _ in 0..2 {
+                            d.publish_with_properties(
+                                reply_topic.clone(),
+                                QoS::AtLeastOnce,
+                                false,
+                                "real",
+                                reply(corr.clone()),
+                            )
+                            .await
+                            .unwrap();
+                        }
+                    });
+                }
+                _ => {}
+            }
+        }
+    });
+    // The rogue is not announcing presence, so it is "unknown" and called.
+    let gw = h.gw().gateway.clone();
+    let mut c = h.client.clone();
+    let mut r = req("rogue", "anything", b"q");
+    r.timeout = secs_f(30.0);
+    // Retry until the rogue's subscription is active (its first request may predate it).
+    let got = soon("rogue answers", async {
+        loop {
+            let mut r = r.clone();
+            r.timeout = secs_f(2.0);
+            if let Ok(resp) = c.invoke(r).await {
+                return resp.into_inner();
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        &got.payload[..],
+        b"real",
+        "the caller got the real answer, never the spoof"
+    );
+    soon("duplicate counted", async {
+        while gw.drops.unknown.load(Ordering::Relaxed) < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        gw.drops.foreign.load(Ordering::Relaxed) >= 1,
+        "spoofed reply counted as foreign"
+    );
+    assert!(
+        gw.drops.malformed.load(Ordering::Relaxed) >= 2,
+        "garbage counted as malformed"
+    );
+    peer.abort();
+    h.stop().await;
+}

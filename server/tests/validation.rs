@@ -1,0 +1,206 @@
+//! Bad input gets its reason and never reaches MQTT: a subscriber on `#`
+//! sees no request from any of them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{reason, req, secs_f, soon, Harness};
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use thingcall_proto::v1::{InvokeRequest, ListDevicesRequest, WatchDeviceRequest};
+use tonic::Code;
+
+broker_tests!(bad_input_has_its_reason_and_publishes_nothing);
+
+/// The table every surface shares: (label, request, reason).
+fn bad_inputs() -> Vec<(&'static str, InvokeRequest, &'static str)> {
+    let ok = || req("v-1", "echo", b"x");
+    let with_meta = |k: &str, v: &str| InvokeRequest {
+        metadata: [(k.to_string(), v.to_string())].into(),
+        ..ok()
+    };
+    vec![
+        ("empty target", req("", "echo", b""), "INVALID_ARGUMENT"),
+        ("empty method", req("v-1", "", b""), "INVALID_ARGUMENT"),
+        (
+            "slash in target",
+            req("a/b", "echo", b""),
+            "INVALID_ARGUMENT",
+        ),
+        ("plus in target", req("a+", "echo", b""), "INVALID_ARGUMENT"),
+        ("hash in target", req("a#", "echo", b""), "INVALID_ARGUMENT"),
+        (
+            "NUL in target",
+            req("a\0b", "echo", b""),
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "newline in target",
+            req("a\nb", "echo", b""),
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "leading $ in target",
+            req("$SYS", "echo", b""),
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "129-byte target",
+            req(&"t".repeat(129), "echo", b""),
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "slash in method",
+            req("v-1", "a/b", b""),
+            "INVALID_ARGUMENT",
+        ),
+        ("wildcard method", req("v-1", "+", b""), "INVALID_ARGUMENT"),
+        ("hash method", req("v-1", "#", b""), "INVALID_ARGUMENT"),
+        (
+            "control char in method",
+            req("v-1", "a\u{7}", b""),
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "129-byte method",
+            req("v-1", &"m".repeat(129), b""),
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "zero timeout",
+            InvokeRequest {
+                timeout: secs_f(0.0),
+                ..ok()
+            },
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "negative timeout",
+            InvokeRequest {
+                timeout: Some(prost_types::Duration {
+                    seconds: -1,
+                    nanos: 0,
+                }),
+                ..ok()
+            },
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "timeout over max",
+            InvokeRequest {
+                timeout: secs_f(301.0),
+                ..ok()
+            },
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "negative connect_timeout",
+            InvokeRequest {
+                connect_timeout: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: -5,
+                }),
+                ..ok()
+            },
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "payload over limit",
+            InvokeRequest {
+                payload: vec![7u8; 128 * 1024 + 1].into(),
+                ..ok()
+            },
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            "reserved metadata key",
+            with_meta("deadline", "0"),
+            "INVALID_ARGUMENT",
+        ),
+        ("empty metadata key", with_meta("", "v"), "INVALID_ARGUMENT"),
+        (
+            "NUL in metadata value",
+            with_meta("k", "a\0"),
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "control char in content type",
+            InvokeRequest {
+                content_type: "text/\nplain".into(),
+                ..ok()
+            },
+            "INVALID_ARGUMENT",
+        ),
+    ]
+}
+
+async fn bad_input_has_its_reason_and_publishes_nothing(h: Harness) {
+    let _marker = h.device("v-marker").await;
+    // A spy on every topic.
+    let mut opts = MqttOptions::new("spy", h.mqtt.ip().to_string(), h.mqtt.port());
+    opts.set_max_packet_size(Some(1 << 20));
+    let (spy, mut events) = AsyncClient::new(opts, 16);
+    spy.subscribe("#", QoS::AtLeastOnce).await.unwrap();
+    soon("spy subscribed", async {
+        loop {
+            if let Event::Incoming(Packet::SubAck(_)) = events.poll().await.expect("spy connection")
+            {
+                return;
+            }
+        }
+    })
+    .await;
+
+    let mut c = h.client.clone();
+    let cases = bad_inputs();
+    assert!(cases.len() >= 20);
+    for (label, r, want) in cases {
+        let err = c.invoke(r).await.expect_err(label);
+        assert_eq!(reason(&err), want, "{label}");
+        assert_eq!(err.code(), Code::InvalidArgument, "{label}");
+    }
+    for pattern in ["a/b", "#", "x\0"] {
+        let e = c
+            .watch_device(WatchDeviceRequest {
+                target: pattern.into(),
+                include_events: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&e), "INVALID_ARGUMENT", "watch {pattern:?}");
+        let e = c
+            .list_devices(ListDevicesRequest {
+                target: pattern.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&e), "INVALID_ARGUMENT", "list {pattern:?}");
+    }
+
+    // A valid call afterwards: its request must be the first one the spy sees.
+    let mut good = req("v-marker", "echo", b"marker");
+    good.timeout = secs_f(30.0);
+    c.invoke(good).await.expect("marker call");
+    let first_request = soon("spy sees the marker request", async {
+        loop {
+            if let Event::Incoming(Packet::Publish(p)) =
+                events.poll().await.expect("spy connection")
+            {
+                let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                if topic.contains("/methods/") {
+                    return topic;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        first_request, "thingcall/devices/v-marker/methods/echo",
+        "a bad request reached MQTT"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), spy.disconnect()).await;
+    h.stop().await;
+}
