@@ -1,0 +1,6 @@
+//! Pure text/JSON rendering of API values, kept apart from I/O so every
+//! output format is unit-tested.
+
+pub mod device;
+pub mod event;
+pub mod time;
