@@ -103,14 +103,18 @@ impl Topics {
 
     /// The device id in a reply topic of `gateway_id`, if `topic` is one.
     pub fn parse_reply<'a>(&self, gateway_id: &str, topic: &'a str) -> Option<&'a str> {
-        let rest = topic.strip_prefix(self.root.as_str())?.strip_prefix("/gateways/")?;
+        let rest = topic
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("/gateways/")?;
         let rest = rest.strip_prefix(gateway_id)?.strip_prefix("/replies/")?;
         (!rest.is_empty() && !rest.contains('/')).then_some(rest)
     }
 
     /// Splits `{root}/devices/{device}/...` into the device id and its kind.
     pub fn parse_device<'a>(&self, topic: &'a str) -> Option<(&'a str, DeviceTopic<'a>)> {
-        let rest = topic.strip_prefix(self.root.as_str())?.strip_prefix("/devices/")?;
+        let rest = topic
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("/devices/")?;
         let (device, rest) = rest.split_once('/')?;
         if device.is_empty() {
             return None;
@@ -206,7 +210,10 @@ pub fn validate_id(what: &'static str, id: &str) -> Result<(), IdError> {
 
 /// Reads a user property by name (first occurrence).
 pub fn user_property<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    props.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    props
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Matches `id` against a watch/list pattern: exact, or a glob where `*`
@@ -245,8 +252,14 @@ mod tests {
         let t = Topics::default();
         assert_eq!(t.request("d1", "echo"), "thingcall/devices/d1/methods/echo");
         assert_eq!(t.reply("gw", "d1"), "thingcall/gateways/gw/replies/d1");
-        assert_eq!(t.parse_reply("gw", "thingcall/gateways/gw/replies/d1"), Some("d1"));
-        assert_eq!(t.parse_reply("gw", "thingcall/gateways/gw2/replies/d1"), None);
+        assert_eq!(
+            t.parse_reply("gw", "thingcall/gateways/gw/replies/d1"),
+            Some("d1")
+        );
+        assert_eq!(
+            t.parse_reply("gw", "thingcall/gateways/gw2/replies/d1"),
+            None
+        );
         assert_eq!(t.parse_reply("gw", "thingcall/gateways/gw/replies/"), None);
         assert_eq!(
             t.parse_device("thingcall/devices/d1/presence"),
@@ -267,7 +280,11 @@ mod tests {
 
     #[test]
     fn presence_json() {
-        let p = Presence { online: true, session: "s1".into(), methods: vec!["echo".into()] };
+        let p = Presence {
+            online: true,
+            session: "s1".into(),
+            methods: vec!["echo".into()],
+        };
         assert_eq!(
             String::from_utf8(p.to_json()).unwrap(),
             r#"{"online":true,"session":"s1","methods":["echo"]}"#
@@ -284,7 +301,10 @@ mod tests {
         assert!(validate_id("target", "ünïcode").is_ok());
         assert!(validate_id("target", &"x".repeat(128)).is_ok());
         assert_eq!(validate_id("target", ""), Err(IdError::Empty("target")));
-        assert_eq!(validate_id("t", &"x".repeat(129)), Err(IdError::TooLong("t", 129)));
+        assert_eq!(
+            validate_id("t", &"x".repeat(129)),
+            Err(IdError::TooLong("t", 129))
+        );
         for bad in ["a/b", "a+", "#", "x\0y", "tab\t", "$SYS"] {
             assert!(validate_id("target", bad).is_err(), "{bad:?} accepted");
         }
