@@ -16,7 +16,7 @@ async fn echo_big_and_unknown_method() {
         return;
     };
     let mut gw = Peer::connect(&broker, "gw", &[REPLY_FILTER]).await;
-    let device = spawn_device(broker.device("d1"), standard_methods());
+    let device = spawn_device(device(&broker, "d1"), standard_methods());
     online(&device).await;
     assert_eq!(device.connections(), 1);
 
@@ -60,7 +60,7 @@ async fn expired_or_unaddressed_requests_are_not_run() {
         return;
     };
     let mut gw = Peer::connect(&broker, "gw", &[REPLY_FILTER]).await;
-    let device = spawn_device(broker.device("d2"), standard_methods());
+    let device = spawn_device(device(&broker, "d2"), standard_methods());
     online(&device).await;
 
     gw.request("d2", "echo", "old", "late", Some(now_ms() - 1_000))
@@ -90,7 +90,7 @@ async fn duplicate_correlation_runs_once() {
         return;
     };
     let mut gw = Peer::connect(&broker, "gw", &[REPLY_FILTER]).await;
-    let device = spawn_device(broker.device("d3"), standard_methods());
+    let device = spawn_device(device(&broker, "d3"), standard_methods());
     online(&device).await;
 
     gw.request("d3", "echo", "same", "1", None).await;
@@ -117,7 +117,7 @@ async fn ack_precedes_the_reply() {
         return;
     };
     let mut gw = Peer::connect(&broker, "gw", &[REPLY_FILTER]).await;
-    let mut opts = broker.device("d4");
+    let mut opts = device(&broker, "d4");
     opts.ack = true;
     let device = spawn_device(opts, standard_methods());
     online(&device).await;
@@ -144,7 +144,7 @@ async fn kill_makes_the_broker_publish_the_will() {
     };
     let presence = "thingcall/devices/d5/presence";
     let mut watcher = Peer::connect(&broker, "watcher", &[presence]).await;
-    let device = spawn_device(broker.device("d5"), standard_methods());
+    let device = spawn_device(device(&broker, "d5"), standard_methods());
     online(&device).await;
     let up = watcher.next_presence().await;
     assert!(up.online);
@@ -179,7 +179,7 @@ async fn shutdown_announces_offline() {
     };
     let presence = "thingcall/devices/d6/presence";
     let mut watcher = Peer::connect(&broker, "watcher", &[presence]).await;
-    let mut opts = broker.device("d6");
+    let mut opts = device(&broker, "d6");
     opts.announce_methods = false;
     let device = spawn_device(opts, standard_methods());
     online(&device).await;
@@ -207,7 +207,7 @@ async fn reboot_reconnects_with_a_new_session() {
     };
     let presence = "thingcall/devices/d7/presence";
     let mut gw = Peer::connect(&broker, "gw", &[REPLY_FILTER, presence]).await;
-    let device = spawn_device(broker.device("d7"), standard_methods());
+    let device = spawn_device(device(&broker, "d7"), standard_methods());
     online(&device).await;
     let first = gw.next_presence().await;
 
@@ -247,7 +247,7 @@ async fn events_are_published() {
         return;
     };
     let mut gw = Peer::connect(&broker, "gw", &["thingcall/devices/+/events/+"]).await;
-    let device = spawn_device(broker.device("d8"), standard_methods());
+    let device = spawn_device(device(&broker, "d8"), standard_methods());
     online(&device).await;
     device.publish_event("door", "open").await.unwrap();
     let msg = gw.next().await;

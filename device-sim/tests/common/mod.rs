@@ -1,10 +1,7 @@
 //! Test scaffolding shared by the integration tests: a real Mosquitto
 //! broker on a free port and a plain rumqttc client playing the gateway.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
@@ -19,83 +16,12 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// Where the test "gateway" wants its replies.
 pub const REPLY_FILTER: &str = "thingcall/gateways/test/replies/+";
 
-/// A Mosquitto process on a free port, killed on drop.
-pub struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
+/// The real broker these tests run against.
+pub use thingcall_testkit::Mosquitto as Broker;
 
-impl Broker {
-    /// Starts Mosquitto, or `None` (after saying so) when it is not installed
-    /// and CI is not set.
-    pub fn start() -> Option<Broker> {
-        let Some(exe) = find_mosquitto() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "mosquitto is required when CI is set"
-            );
-            eprintln!("SKIPPED: mosquitto not found in PATH or /usr/sbin");
-            return None;
-        };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n\
-                 persistence false\nlog_dest none\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new(exe)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        let broker = Broker {
-            child,
-            port,
-            _dir: dir,
-        };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < WAIT,
-                "mosquitto did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Some(broker)
-    }
-
-    /// Options for a device of this broker.
-    pub fn device(&self, id: &str) -> DeviceOptions {
-        DeviceOptions::new(id, "127.0.0.1", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_mosquitto() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|dir| dir.join("mosquitto"))
-        .find(|p| p.is_file())
+/// Options for a device of `broker`.
+pub fn device(broker: &Broker, id: &str) -> DeviceOptions {
+    DeviceOptions::new(id, "127.0.0.1", broker.port())
 }
 
 /// A plain MQTT 5 client standing in for the gateway.
@@ -114,7 +40,7 @@ impl Drop for Peer {
 impl Peer {
     /// Connects and subscribes to `filters`, returning once all are acked.
     pub async fn connect(broker: &Broker, id: &str, filters: &[&str]) -> Peer {
-        let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
+        let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port());
         opts.set_max_packet_size(Some(1024 * 1024));
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let (tx, rx) = mpsc::unbounded_channel();

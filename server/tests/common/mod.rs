@@ -3,8 +3,6 @@
 //! a gRPC client. No mocks: everything speaks MQTT 5 and gRPC for real.
 #![allow(dead_code)]
 
-pub mod mosquitto;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -25,7 +23,7 @@ pub enum Broker {
 
 enum BrokerProc {
     Embedded(Option<thingcall_server::broker::EmbeddedBroker>),
-    Mosquitto(mosquitto::Mosquitto),
+    Mosquitto(thingcall_testkit::Mosquitto),
 }
 
 /// Generous bound for "should happen soon" on a loaded 2-core machine.
@@ -75,7 +73,7 @@ impl Harness {
                 (BrokerProc::Embedded(Some(b)), addr)
             }
             Broker::Mosquitto => {
-                let m = mosquitto::Mosquitto::start(None).await?;
+                let m = thingcall_testkit::Mosquitto::start()?;
                 let addr = m.addr();
                 (BrokerProc::Mosquitto(m), addr)
             }
@@ -169,7 +167,7 @@ impl Harness {
                 .await;
                 *b = Some(started);
             }
-            BrokerProc::Mosquitto(m) => m.restart().await,
+            BrokerProc::Mosquitto(m) => m.restart(),
         }
     }
 

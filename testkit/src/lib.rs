@@ -1,0 +1,132 @@
+#![forbid(unsafe_code)]
+//! Test support shared by thingcall's integration tests: a real Mosquitto
+//! on a free loopback port with a generated configuration.
+//!
+//! A missing `mosquitto` binary skips the caller's test with a message,
+//! unless `CI` is set: there it fails, so CI never passes without the
+//! Mosquitto leg.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long Mosquitto may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A Mosquitto process, killed on drop.
+pub struct Mosquitto {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn find_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|d| d.join("mosquitto"))
+        .find(|p| p.is_file())
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto on a free port and returns once it accepts
+    /// connections; `None` (after saying so on stderr) when it is not
+    /// installed and `CI` is not set.
+    pub fn start() -> Option<Self> {
+        let Some(bin) = find_binary() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "mosquitto is not installed, and CI requires the Mosquitto leg"
+            );
+            eprintln!("SKIPPED: mosquitto not installed (apt-get install mosquitto); Mosquitto leg not run");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut m = Self {
+            bin,
+            dir: tempfile::tempdir().expect("tempdir"),
+            port,
+            child: None,
+        };
+        m.spawn();
+        Some(m)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        // Nagle off (see the README), unlimited queues for the gateway's
+        // client, which receives every reply, and packets up to 1 MiB.
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n\
+                 max_queued_messages 0\nmax_inflight_messages 0\nmax_packet_size 1048576\n\
+                 log_dest stderr\nlog_type error\n",
+                self.port
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn mosquitto");
+        self.child = Some(child);
+        // A readiness probe of another process: poll its port, bounded.
+        let started = Instant::now();
+        while TcpStream::connect(self.addr()).is_err() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("mosquitto exited at start: {status}");
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "mosquitto did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL: every connection drops without a goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port (after [`Mosquitto::kill`], or kills first).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
