@@ -247,11 +247,10 @@ impl Gateway {
         }
         user_properties.extend(req.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
         let props = PublishProperties {
-            // Rounded up so a device never sees a request expire early; the
-            // `deadline` property carries the exact instant.
-            message_expiry_interval: Some(
-                remaining.as_secs() as u32 + u32::from(remaining.subsec_nanos() > 0),
-            ),
+            // Rounded up (at least 1 s: some brokers read 0 as "never") so a
+            // device never sees a request expire early; the `deadline`
+            // property carries the exact instant.
+            message_expiry_interval: Some(expiry_secs(remaining)),
             response_topic: Some(self.topics.reply(&self.cfg.gateway_id, &req.target)),
             correlation_data: Some(bytes::Bytes::copy_from_slice(&id.to_be_bytes())),
             content_type: (!req.content_type.is_empty()).then(|| req.content_type.clone()),
@@ -371,6 +370,12 @@ impl Gateway {
     }
 }
 
+/// MessageExpiryInterval for `remaining`: whole seconds rounded up, at least 1.
+fn expiry_secs(remaining: Duration) -> u32 {
+    let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+    secs.clamp(1, u64::from(u32::MAX)) as u32
+}
+
 /// The API's view of one registry entry.
 pub(crate) fn device_proto(id: &str, s: &DeviceState) -> v1::Device {
     v1::Device {
@@ -385,4 +390,18 @@ pub(crate) fn device_proto(id: &str, s: &DeviceState) -> v1::Device {
 /// Keeps `Arc<Gateway>` usable where the session wants `Arc<dyn Incoming>`.
 pub fn as_incoming(g: &Arc<Gateway>) -> Arc<dyn crate::mqtt::Incoming> {
     g.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_rounds_up_and_is_never_zero() {
+        assert_eq!(expiry_secs(Duration::ZERO), 1);
+        assert_eq!(expiry_secs(Duration::from_millis(1)), 1);
+        assert_eq!(expiry_secs(Duration::from_millis(1000)), 1);
+        assert_eq!(expiry_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(expiry_secs(Duration::from_secs(300)), 300);
+    }
 }
