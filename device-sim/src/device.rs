@@ -28,6 +28,20 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// the backoff from [`BACKOFF_MIN`].
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 
+/// Which MQTT contract a device speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Contract {
+    /// thingcall's own contract (`thingcall_proto::wire::Topics`): retained
+    /// presence with a Will, ResponseTopic and CorrelationData, statuses.
+    #[default]
+    Native,
+    /// The AWS sample's contract (`thingcall_proto::wire::SeedTopics`):
+    /// requests on `{id}/{method}/{client_prefix}/{m_id}`, JSON acks, no
+    /// presence, no Will, no statuses; methods without a handler get the
+    /// sample's answer ([`crate::seed_response`]).
+    Seed,
+}
+
 /// How one device connects and behaves. Plain data so a simulator can
 /// build thousands from one template.
 #[derive(Clone, Debug)]
@@ -38,7 +52,10 @@ pub struct DeviceOptions {
     pub host: String,
     /// Broker port.
     pub port: u16,
+    /// Wire contract (default [`Contract::Native`]).
+    pub contract: Contract,
     /// Topic layout (default root `thingcall`); must match the gateway's.
+    /// Native contract only, like `ack` and `announce_methods`.
     pub topics: Topics,
     /// Send the interim `stage=accepted` reply before running the handler,
     /// so callers can tell "slow" from "never received".
@@ -58,13 +75,14 @@ pub struct DeviceOptions {
 
 impl DeviceOptions {
     /// Options for device `id` on broker `host:port` with the defaults:
-    /// root `thingcall`, no ack, no latency, no failures, methods announced,
+    /// native contract, root `thingcall`, no ack, no latency, no failures, methods announced,
     /// 30 s keep-alive.
     pub fn new(id: impl Into<String>, host: impl Into<String>, port: u16) -> Self {
         Self {
             id: id.into(),
             host: host.into(),
             port,
+            contract: Contract::Native,
             topics: Topics::default(),
             ack: false,
             latency: Duration::ZERO,
@@ -172,8 +190,8 @@ impl DeviceHandle {
     }
 
     /// Resolves once the device is subscribed to its requests AND its
-    /// retained online presence was acknowledged by the broker, i.e. once a
-    /// request sent now will be served. Resolves again after each reconnect;
+    /// retained online presence was acknowledged by the broker (a seed
+    /// device: once subscribed), i.e. once a request sent now will be served. Resolves again after each reconnect;
     /// see [`DeviceHandle::wait_connection`] to wait for a later one.
     pub async fn wait_online(&self) {
         self.wait_connection(1).await;
@@ -223,8 +241,8 @@ impl DeviceHandle {
     }
 
     /// Clean stop: publishes the retained offline presence
-    /// `{"online":false,"session":S}`, sends DISCONNECT (so the broker drops
-    /// the Will) and ends the task. Resolves when done (at most ~5 s).
+    /// `{"online":false,"session":S}` (not for a seed device), sends
+    /// DISCONNECT (so the broker drops the Will) and ends the task. Resolves when done (at most ~5 s).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(mut task) = self.task.take() {
@@ -233,7 +251,7 @@ impl DeviceHandle {
     }
 
     /// Abrupt stop: closes the TCP connection without DISCONNECT so the
-    /// broker publishes the Will; the task ends and does not reconnect.
+    /// broker publishes the Will (a seed device has none); the task ends and does not reconnect.
     pub fn kill(self) {
         drop(self);
     }
@@ -354,6 +372,7 @@ mod tests {
         let o = DeviceOptions::new("d1", "localhost", 1883);
         assert_eq!(o.topics.root(), "thingcall");
         assert!(o.announce_methods && !o.ack);
+        assert_eq!(o.contract, Contract::Native);
         assert_eq!(o.keep_alive, Duration::from_secs(30));
     }
 }

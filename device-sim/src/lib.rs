@@ -18,6 +18,22 @@
 //!   echoed and the `status` and `exec-us` user properties;
 //! - lost connections come back with capped, jittered exponential backoff.
 //!
+//! With [`Contract::Seed`] a device speaks the AWS sample's contract instead
+//! (`thingcall_proto::wire::SeedTopics`), so a gateway can be tried against
+//! devices built for the sample:
+//!
+//! - no Last Will and no presence: it counts as online once subscribed to
+//!   `{id}/#`, and a clean stop is just a DISCONNECT;
+//! - a request on `{id}/{method}/{client_prefix}/{m_id}` carries
+//!   `{"timestamp":..,"request":"<string>","id":"<m_id>"}`; malformed ones
+//!   and message ids already run are dropped;
+//! - the handler for `method` gets the `request` string as its payload; a
+//!   method without a handler gets the sample's answer ([`seed_response`]);
+//! - the ack goes to `{client_prefix}/{m_id}/{id}/{method}/ack` as
+//!   `{"id":"<m_id>","response":R}`, R being the reply payload if it is JSON
+//!   and the payload as a JSON string otherwise (statuses are not sent, and
+//!   `ack` is ignored: the contract has no interim replies).
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use thingcall_device_sim::{spawn_device, standard_methods, DeviceOptions, Reply};
@@ -36,6 +52,7 @@ mod device;
 mod handlers;
 mod methods;
 mod outbox;
+mod seed;
 mod seen;
 mod serve;
 mod session;
@@ -44,7 +61,8 @@ mod url;
 /// Payload type of requests and replies (re-exported so callers need not
 /// depend on `bytes` themselves).
 pub use bytes::Bytes;
-pub use device::{spawn_device, DeviceHandle, DeviceOptions, DeviceStats};
+pub use device::{spawn_device, Contract, DeviceHandle, DeviceOptions, DeviceStats};
 pub use handlers::{Handlers, Reply, Request};
 pub use methods::{standard_methods, MAX_BIG_BYTES};
+pub use seed::seed_response;
 pub use url::parse_mqtt_url;

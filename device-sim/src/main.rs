@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use thingcall_device_sim::{parse_mqtt_url, spawn_device, standard_methods, DeviceHandle};
-use thingcall_device_sim::{DeviceOptions, Handlers};
+use thingcall_device_sim::{Contract, DeviceOptions, Handlers};
 use thingcall_proto::wire::{validate_id, Topics};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -33,6 +33,14 @@ const DEFAULT_LOG: &str = "info,thingcall_device_sim=warn";
 /// presence and serves the methods echo, sleep, fail, random, big and reboot
 /// until Ctrl-C or SIGTERM, then goes offline cleanly. Logs go to stderr;
 /// RUST_LOG overrides the default filter `info,thingcall_device_sim=warn`.
+///
+/// With --contract seed the devices speak the AWS sample's contract instead:
+/// no presence, requests on `{id}/{method}/{client_prefix}/{m_id}` with JSON
+/// `{"timestamp","request","id"}`, acks on
+/// `{client_prefix}/{m_id}/{id}/{method}/ack` with JSON `{"id","response"}`.
+/// The standard methods get the "request" string as payload; any other
+/// method (e.g. reqid-ABCD) gets the sample device's answer
+/// `Your request was '{request}'. Some random response: '{number}'`.
 #[derive(Parser, Debug)]
 #[command(name = "thingcall-sim", version)]
 struct Cli {
@@ -59,6 +67,10 @@ struct Cli {
         value_delimiter = ','
     )]
     device_ids: Vec<String>,
+    /// Wire contract: native (thingcall's) or seed (the AWS sample's, see
+    /// above; --topic-root, --ack and --no-announce do not apply to it).
+    #[arg(long, env = "THINGCALL_CONTRACT", value_enum, default_value_t = ContractArg::Native)]
+    contract: ContractArg,
     /// Topic root shared with the gateway.
     #[arg(long, env = "THINGCALL_TOPIC_ROOT", default_value = "thingcall")]
     topic_root: String,
@@ -81,6 +93,15 @@ struct Cli {
     #[arg(long, env = "THINGCALL_CONNECT_CONCURRENCY", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..))]
     connect_concurrency: u16,
+}
+
+/// The values of --contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ContractArg {
+    /// thingcall's contract: presence, ResponseTopic, statuses.
+    Native,
+    /// the AWS sample's contract: no presence, JSON acks.
+    Seed,
 }
 
 /// A humantime duration such as `5ms` or `1m 30s`.
@@ -146,6 +167,10 @@ impl Plan {
             }
         }
         let mut template = DeviceOptions::new("", host, port);
+        template.contract = match cli.contract {
+            ContractArg::Native => Contract::Native,
+            ContractArg::Seed => Contract::Seed,
+        };
         template.topics = Topics::new(root);
         template.ack = cli.ack;
         template.latency = cli.latency;
@@ -226,10 +251,7 @@ async fn run(plan: Plan) {
             () = report_changes(&devices) => {}
         }
     }
-    info!(
-        devices = devices.len(),
-        "stopping: publishing offline presence"
-    );
+    info!(devices = devices.len(), "stopping: disconnecting cleanly");
     let mut stopping = JoinSet::new();
     for device in devices {
         stopping.spawn(device.shutdown());
@@ -353,6 +375,9 @@ mod tests {
         assert_eq!(p.ids, ["only"]);
         assert_eq!(p.template.latency, Duration::from_millis(5));
         assert!(p.template.ack && p.template.announce_methods);
+        assert_eq!(p.template.contract, Contract::Native);
+        let p = plan(&["--contract", "seed"]).unwrap();
+        assert_eq!(p.template.contract, Contract::Seed);
     }
 
     #[test]
@@ -369,6 +394,7 @@ mod tests {
             &["--fail-rate", "1.5"],
             &["--keep-alive", "1s"],
             &["--connect-concurrency", "0"],
+            &["--contract", "aws"],
             &["--bogus"],
         ] {
             assert!(plan(args).is_err(), "{args:?} accepted");

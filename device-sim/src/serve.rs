@@ -2,6 +2,7 @@
 //! duplicates), the optional interim "accepted" reply, the handler, and the
 //! final reply with its status and execution time.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,7 +24,7 @@ use crate::session::{AbortOnDrop, Conn, Ctl};
 /// Status and text of the reply to a method without a handler.
 const NOT_SUPPORTED: (i32, &str) = (501, "method not supported");
 /// Status and text of a failure injected by `fail_rate`.
-const INJECTED: (i32, &str) = (500, "injected failure");
+pub(crate) const INJECTED: (i32, &str) = (500, "injected failure");
 /// Status and text when a handler panicked instead of answering.
 const PANICKED: (i32, &str) = (500, "handler panicked");
 
@@ -145,23 +146,29 @@ async fn serve(conn: Arc<Conn>, request: Request, to: ReplyTo) {
     }
 }
 
-/// Runs the handler for the request's method in a task of its own, so a
-/// panicking handler still gets the caller an answer.
+/// Runs the handler for the request's method (see [`run_guarded`]).
 async fn run_handler(conn: &Conn, request: Request) -> Reply {
     match conn.shared.handlers.call(request) {
         None => Reply::status(NOT_SUPPORTED.0, NOT_SUPPORTED.1),
-        Some(fut) => {
-            let mut task = AbortOnDrop(tokio::spawn(fut));
-            (&mut task.0)
-                .await
-                .unwrap_or_else(|_| Reply::status(PANICKED.0, PANICKED.1))
-        }
+        Some(fut) => run_guarded(fut).await,
     }
+}
+
+/// Runs a handler's future in a task of its own, so a panicking handler
+/// still gets the caller an answer (status 500 `handler panicked`).
+pub(crate) async fn run_guarded<F>(fut: F) -> Reply
+where
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let mut task = AbortOnDrop(tokio::spawn(fut));
+    (&mut task.0)
+        .await
+        .unwrap_or_else(|_| Reply::status(PANICKED.0, PANICKED.1))
 }
 
 /// Draws whether to inject a failure; rates outside 0..=1 are clamped and
 /// NaN means never.
-fn inject_failure(rate: f64) -> bool {
+pub(crate) fn inject_failure(rate: f64) -> bool {
     rate > 0.0 && (rate >= 1.0 || rand::rng().random_bool(rate))
 }
 

@@ -7,6 +7,10 @@
 //! for "online", "reconnect" and "stop" and ends the connection by dropping
 //! the poll task, which closes the socket without a DISCONNECT so the broker
 //! publishes the Will.
+//!
+//! A [`Contract::Seed`] device differs only in what it subscribes to, in
+//! having no Will and no presence (online means subscribed), and in how it
+//! reads requests (`crate::seed`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,12 +23,12 @@ use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties, Packet, PublishPr
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing};
-use thingcall_proto::wire::Presence;
+use thingcall_proto::wire::{seed_device_filter, Presence};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
-use crate::device::Shared;
+use crate::device::{Contract, Shared};
 use crate::outbox::{Outbox, CHANNEL_CAPACITY, PUBLISH_SLOTS};
 
 /// Largest packet the device accepts: above the gateway's default 128 KiB
@@ -147,20 +151,22 @@ fn ended(res: Result<End, JoinError>) -> End {
     res.unwrap_or_else(|e| End::Failed(format!("connection task failed: {e}")))
 }
 
-/// Clean stop: retained offline presence (acknowledged), then DISCONNECT,
-/// then wait until the poll task has written it.
+/// Clean stop: retained offline presence (acknowledged; native contract
+/// only), then DISCONNECT, then wait until the poll task has written it.
 async fn say_goodbye(conn: &Conn, poll: &mut JoinHandle<End>) -> Result<(), String> {
-    let topic = conn.shared.opts.topics.presence(&conn.shared.opts.id);
-    let doc = presence_json(&conn.session, false, Vec::new());
-    let ticket = conn
-        .outbox
-        .publish(topic, QoS::AtLeastOnce, true, doc, json_props())
-        .await
-        .map_err(|e| format!("offline presence: {e}"))?;
-    ticket
-        .confirmed()
-        .await
-        .map_err(|e| format!("offline presence: {e}"))?;
+    if conn.shared.opts.contract == Contract::Native {
+        let topic = conn.shared.opts.topics.presence(&conn.shared.opts.id);
+        let doc = presence_json(&conn.session, false, Vec::new());
+        let ticket = conn
+            .outbox
+            .publish(topic, QoS::AtLeastOnce, true, doc, json_props())
+            .await
+            .map_err(|e| format!("offline presence: {e}"))?;
+        ticket
+            .confirmed()
+            .await
+            .map_err(|e| format!("offline presence: {e}"))?;
+    }
     conn.outbox
         .client()
         .disconnect()
@@ -178,7 +184,25 @@ async fn say_goodbye(conn: &Conn, poll: &mut JoinHandle<End>) -> Result<(), Stri
 /// The rumqttc options of one connection (see the crate docs for why each).
 fn mqtt_options(shared: &Shared, session: &str) -> MqttOptions {
     let opts = &shared.opts;
-    let will = LastWill::new(
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    let mut mo = MqttOptions::new(opts.id.clone(), opts.host.clone(), opts.port);
+    mo.set_clean_start(true)
+        .set_keep_alive(opts.keep_alive.clamp(MIN_KEEP_ALIVE, MAX_KEEP_ALIVE))
+        .set_connection_timeout(CONNECT_TIMEOUT_SECS)
+        .set_outgoing_inflight_upper_limit(PUBLISH_SLOTS as u16)
+        .set_max_packet_size(Some(MAX_PACKET_BYTES))
+        .set_network_options(network);
+    if opts.contract == Contract::Native {
+        mo.set_last_will(will(shared, session));
+    }
+    mo
+}
+
+/// The Will of a native device: its retained offline presence.
+fn will(shared: &Shared, session: &str) -> LastWill {
+    let opts = &shared.opts;
+    LastWill::new(
         opts.topics.presence(&opts.id),
         presence_json(session, false, Vec::new()),
         QoS::AtLeastOnce,
@@ -192,18 +216,7 @@ fn mqtt_options(shared: &Shared, session: &str) -> MqttOptions {
             correlation_data: None,
             user_properties: Vec::new(),
         }),
-    );
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    let mut mo = MqttOptions::new(opts.id.clone(), opts.host.clone(), opts.port);
-    mo.set_clean_start(true)
-        .set_keep_alive(opts.keep_alive.clamp(MIN_KEEP_ALIVE, MAX_KEEP_ALIVE))
-        .set_last_will(will)
-        .set_connection_timeout(CONNECT_TIMEOUT_SECS)
-        .set_outgoing_inflight_upper_limit(PUBLISH_SLOTS as u16)
-        .set_max_packet_size(Some(MAX_PACKET_BYTES))
-        .set_network_options(network);
-    mo
+    )
 }
 
 /// A presence document as JSON bytes.
@@ -231,6 +244,7 @@ fn json_props() -> PublishProperties {
 async fn poll_loop(mut eventloop: EventLoop, conn: Arc<Conn>) -> End {
     let mut tasks = JoinSet::new();
     let id = conn.shared.opts.id.as_str();
+    let seed = conn.shared.opts.contract == Contract::Seed;
     loop {
         let event = match eventloop.poll().await {
             Ok(event) => event,
@@ -238,7 +252,11 @@ async fn poll_loop(mut eventloop: EventLoop, conn: Arc<Conn>) -> End {
         };
         match event {
             Event::Incoming(Packet::ConnAck(_)) => {
-                let filter = conn.shared.opts.topics.device_requests_filter(id);
+                let filter = if seed {
+                    seed_device_filter(id)
+                } else {
+                    conn.shared.opts.topics.device_requests_filter(id)
+                };
                 if let Err(e) = conn.outbox.client().try_subscribe(filter, QoS::AtLeastOnce) {
                     return End::Failed(format!("subscribe: {e}"));
                 }
@@ -251,7 +269,15 @@ async fn poll_loop(mut eventloop: EventLoop, conn: Arc<Conn>) -> End {
                 if let Some(code) = refused {
                     return End::Failed(format!("broker refused the subscription: {code:?}"));
                 }
-                tasks.spawn(announce(conn.clone()));
+                if seed {
+                    // No presence in the seed contract: subscribed is online.
+                    let _ = conn.ctl.send(Ctl::Online);
+                } else {
+                    tasks.spawn(announce(conn.clone()));
+                }
+            }
+            Event::Incoming(Packet::Publish(publish)) if seed => {
+                crate::seed::on_request(&conn, publish, &mut tasks);
             }
             Event::Incoming(Packet::Publish(publish)) => {
                 crate::serve::on_request(&conn, publish, &mut tasks);

@@ -243,6 +243,9 @@ pub fn glob_match(pattern: &str, id: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+mod seed;
+pub use seed::*;
+
 #[cfg(test)]
 mod tests {
     use super::*;
