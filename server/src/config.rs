@@ -64,6 +64,29 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_WATCH_BUFFER", default_value_t = 1024)]
     pub watch_buffer: usize,
 
+    /// MQTT contract of calls that name none: `native` (thingcall's MQTT 5
+    /// request/response) or `seed` (the AWS sample's topics).
+    #[arg(long, env = "THINGCALL_DEFAULT_CONTRACT", default_value = "native", value_parser = ["native", "seed"])]
+    pub default_contract: String,
+
+    /// This gateway's client_prefix in the seed contract (acks arrive under
+    /// `{prefix}/+/+/+/ack`); give each replica its own.
+    #[arg(
+        long,
+        env = "THINGCALL_SEED_CLIENT_PREFIX",
+        default_value = "invocation_client"
+    )]
+    pub seed_client_prefix: String,
+
+    /// Origins allowed to call from a browser (CORS), e.g.
+    /// `https://console.example.com`; `*` allows any. Repeatable; none by default.
+    #[arg(
+        long = "cors-origin",
+        env = "THINGCALL_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Also start N simulated devices in-process (`demo-1` .. `demo-N`).
     #[arg(long, env = "THINGCALL_DEMO", default_value_t = 0)]
     pub demo: u32,
@@ -95,10 +118,25 @@ impl Config {
         if self.max_payload == 0 || self.max_payload > 256 * 1024 * 1024 {
             return Err("--max-payload must be between 1 byte and 256MiB".into());
         }
+        thingcall_proto::wire::validate_id("--seed-client-prefix", &self.seed_client_prefix)
+            .map_err(|e| e.to_string())?;
+        for origin in &self.cors_origins {
+            if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
+                return Err(format!("--cors-origin {origin:?} is not a valid origin"));
+            }
+        }
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The default contract as the API's enum.
+    pub fn default_contract(&self) -> thingcall_proto::v1::Contract {
+        match self.default_contract.as_str() {
+            "seed" => thingcall_proto::v1::Contract::Seed,
+            _ => thingcall_proto::v1::Contract::Native,
+        }
     }
 
     /// The gateway id in force.

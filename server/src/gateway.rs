@@ -9,8 +9,8 @@ use parking_lot::RwLock;
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::AsyncClient;
-use thingcall_proto::v1::{self, device_event::Kind, InvocationOutcome, InvokeRequest};
-use thingcall_proto::wire::{self, Topics};
+use thingcall_proto::v1::{self, device_event::Kind, Contract, InvocationOutcome, InvokeRequest};
+use thingcall_proto::wire::{self, SeedRequest, SeedTopics, Topics};
 use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -39,6 +39,11 @@ pub struct CoreConfig {
     pub max_in_flight: usize,
     /// Events buffered per watcher before it lags.
     pub watch_buffer: usize,
+    /// Contract of calls that do not name one.
+    pub default_contract: Contract,
+    /// This gateway's `client_prefix` in the seed contract: it receives acks
+    /// under `{client_prefix}/+/+/+/ack` only, so give each replica its own.
+    pub seed_client_prefix: String,
 }
 
 /// The device's answer to a call.
@@ -67,6 +72,7 @@ pub struct DropCounters {
 pub struct Gateway {
     pub(crate) cfg: CoreConfig,
     pub(crate) topics: Topics,
+    pub(crate) seed: SeedTopics,
     client: AsyncClient,
     pub(crate) calls: CallTable,
     pub(crate) registry: RwLock<Registry>,
@@ -97,6 +103,7 @@ impl Gateway {
     pub fn new(cfg: CoreConfig, client: AsyncClient) -> Self {
         Self {
             topics: Topics::new(cfg.topic_root.clone()),
+            seed: SeedTopics::new(cfg.seed_client_prefix.clone()),
             calls: CallTable::new(cfg.max_in_flight),
             registry: RwLock::new(Registry::default()),
             hub: Hub::new(cfg.watch_buffer),
@@ -114,6 +121,7 @@ impl Gateway {
             self.topics.replies_filter(&self.cfg.gateway_id),
             self.topics.presence_filter(),
             self.topics.events_filter(),
+            self.seed.ack_filter(),
         ]
     }
 
@@ -172,7 +180,7 @@ impl Gateway {
             );
         }
         if self
-            .publish_request(&req, id, limits.deadline)
+            .publish_request(&req, limits.contract, id, limits.deadline)
             .await
             .is_err()
         {
@@ -229,14 +237,15 @@ impl Gateway {
     async fn publish_request(
         &self,
         req: &InvokeRequest,
+        contract: Contract,
         id: CallId,
         deadline: Instant,
     ) -> Result<(), rumqttc::v5::ClientError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let deadline_ms = (SystemTime::now() + remaining)
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
+        if contract == Contract::Seed {
+            return self.publish_seed_request(req, id, remaining).await;
+        }
+        let deadline_ms = unix_ms(SystemTime::now() + remaining);
         let mut user_properties = Vec::with_capacity(2 + req.metadata.len());
         user_properties.push((wire::PROP_DEADLINE.to_owned(), deadline_ms.to_string()));
         if !req.idempotency_key.is_empty() {
@@ -263,6 +272,38 @@ impl Gateway {
                 self.cfg.qos,
                 false,
                 req.payload.clone(),
+                props,
+            )
+            .await
+    }
+
+    /// The AWS sample's request: its topic layout and JSON body, the
+    /// correlation id as `m_id`. MQTT 5 brokers still enforce the expiry.
+    async fn publish_seed_request(
+        &self,
+        req: &InvokeRequest,
+        id: CallId,
+        remaining: Duration,
+    ) -> Result<(), rumqttc::v5::ClientError> {
+        let m_id = uuid::Uuid::from_u128(id).to_string();
+        let body = SeedRequest {
+            timestamp: unix_ms(SystemTime::now()).to_string(),
+            // Validated as UTF-8 before the call was admitted.
+            request: String::from_utf8_lossy(&req.payload).into_owned(),
+            id: m_id.clone(),
+        };
+        let payload = serde_json::to_vec(&body).expect("seed request serializes");
+        let props = PublishProperties {
+            message_expiry_interval: Some(expiry_secs(remaining)),
+            content_type: Some("application/json".to_owned()),
+            ..Default::default()
+        };
+        self.client
+            .publish_with_properties(
+                self.seed.request(&req.target, &req.method, &m_id),
+                self.cfg.qos,
+                false,
+                payload,
                 props,
             )
             .await
@@ -368,6 +409,11 @@ impl Gateway {
             .hub
             .watch(rx, initial, pattern.to_owned(), include_events))
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
 }
 
 /// MessageExpiryInterval for `remaining`: whole seconds rounded up, at least 1.

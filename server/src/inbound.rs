@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use rumqttc::v5::mqttbytes::v5::Publish;
 use thingcall_proto::v1::{self, device_event::Kind};
-use thingcall_proto::wire::{self, DeviceTopic, Presence};
+use thingcall_proto::wire::{self, DeviceTopic, Presence, SeedAck};
 
 use crate::calls::{CallId, Delivery, Reply};
 use crate::error::Error;
@@ -51,13 +51,44 @@ impl Gateway {
             };
             self.calls.complete(id, device, reply)
         };
+        self.count(delivery);
+    }
+
+    /// An ack in the AWS sample's contract: `{"id": m_id, "response": ...}`
+    /// on `{client_prefix}/{m_id}/{target}/{method}/ack`. The device's
+    /// `response` becomes a JSON reply with status 200.
+    fn on_seed_ack(&self, m_id: &str, device: &str, payload: &[u8]) {
+        let (Ok(id), Some(ack)) = (
+            uuid::Uuid::parse_str(m_id),
+            serde_json::from_slice::<SeedAck>(payload).ok(),
+        ) else {
+            self.drops.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if ack.id != m_id {
+            // An ack naming another call than its topic: trust neither.
+            self.drops.foreign.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let reply = Reply {
+            status: 200,
+            payload: serde_json::to_vec(&ack.response)
+                .expect("JSON value serializes")
+                .into(),
+            content_type: Some("application/json".to_owned()),
+            exec_us: None,
+        };
+        self.count(self.calls.complete(id.as_u128(), device, reply));
+    }
+
+    fn count(&self, delivery: Delivery) {
         match delivery {
             Delivery::Delivered => {}
             Delivery::Unknown => {
                 self.drops.unknown.fetch_add(1, Ordering::Relaxed);
             }
             Delivery::Foreign => {
-                tracing::warn!(device, "reply for a call to another device dropped");
+                tracing::warn!("reply for a call to another device dropped");
                 self.drops.foreign.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -116,6 +147,9 @@ impl crate::mqtt::Incoming for Gateway {
         };
         if let Some(device) = self.topics.parse_reply(&self.cfg.gateway_id, topic) {
             return self.on_reply(device, &p);
+        }
+        if let Some((m_id, device, _method)) = self.seed.parse_ack(topic) {
+            return self.on_seed_ack(m_id, device, &p.payload);
         }
         match self.topics.parse_device(topic) {
             Some((device, DeviceTopic::Presence)) => self.on_presence(device, &p.payload),

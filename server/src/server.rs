@@ -8,11 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::{HeaderName, Method};
+use axum::serve::ListenerExt;
 use rumqttc::v5::mqttbytes::QoS;
+use thingcall_proto::v1::device_gateway_server::DeviceGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
+use tonic_web::GrpcWebLayer;
+use tower::Layer;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::api::grpc::GrpcApi;
 use crate::config::Config;
@@ -24,14 +29,14 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// A started gateway. Stop it with [`Running::stop`].
 pub struct Running {
-    /// Where gRPC is served.
+    /// Where every API (gRPC, gRPC-web, HTTP/JSON) is served.
     pub grpc_addr: SocketAddr,
     /// The broker the gateway uses.
     pub mqtt_addr: (String, u16),
     /// The core, for in-process callers and tests.
     pub gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
-    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    grpc: JoinHandle<std::io::Result<()>>,
     session: JoinHandle<()>,
     demo: Vec<thingcall_device_sim::DeviceHandle>,
     #[cfg(feature = "embedded-broker")]
@@ -78,6 +83,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         max_payload: config.max_payload,
         max_in_flight: config.max_in_flight,
         watch_buffer: config.watch_buffer,
+        default_contract: config.default_contract(),
+        seed_client_prefix: config.seed_client_prefix.clone(),
     };
     let settings = SessionSettings {
         host: mqtt_addr.0.clone(),
@@ -108,21 +115,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let grpc_addr = listener.local_addr()?;
-    let grpc = tokio::spawn(serve_grpc(listener, gateway.clone(), stop_rx.clone()));
+    let grpc = tokio::spawn(serve_http(
+        listener,
+        gateway.clone(),
+        config.cors_origins.clone(),
+        stop_rx.clone(),
+    ));
 
-    let demo = (1..=config.demo)
-        .map(|i| {
-            let opts = thingcall_device_sim::DeviceOptions {
-                topics: thingcall_proto::wire::Topics::new(config.topic_root.clone()),
-                ..thingcall_device_sim::DeviceOptions::new(
-                    format!("demo-{i}"),
-                    mqtt_addr.0.clone(),
-                    mqtt_addr.1,
-                )
-            };
-            thingcall_device_sim::spawn_device(opts, thingcall_device_sim::standard_methods())
-        })
-        .collect();
+    let demo = demo_devices(&config, &mqtt_addr);
 
     Ok(Running {
         grpc_addr,
@@ -137,38 +137,95 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
-async fn serve_grpc(
+/// `--demo N`: `demo-1` .. `demo-N` on the native contract, plus
+/// `Device001` on the seed contract, as in the AWS sample's walk-through.
+fn demo_devices(config: &Config, mqtt: &(String, u16)) -> Vec<thingcall_device_sim::DeviceHandle> {
+    use thingcall_device_sim::{spawn_device, standard_methods, Contract, DeviceOptions};
+    if config.demo == 0 {
+        return Vec::new();
+    }
+    let options = |id: String| DeviceOptions {
+        topics: thingcall_proto::wire::Topics::new(config.topic_root.clone()),
+        ..DeviceOptions::new(id, mqtt.0.clone(), mqtt.1)
+    };
+    (1..=config.demo)
+        .map(|i| options(format!("demo-{i}")))
+        .chain(std::iter::once(DeviceOptions {
+            contract: Contract::Seed,
+            ..options("Device001".into())
+        }))
+        .map(|opts| spawn_device(opts, standard_methods()))
+        .collect()
+}
+
+/// Serves every API on one port: gRPC (h2c) and gRPC-web on the gRPC
+/// routes only (tonic-web answers 400 to other HTTP/1.1 requests), then
+/// HTTP/JSON, the seed `/invoke`, and a JSON 404 for anything else.
+async fn serve_http(
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    cors_origins: Vec<String>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), tonic::transport::Error> {
+) -> std::io::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<thingcall_proto::v1::device_gateway_server::DeviceGatewayServer<GrpcApi>>()
-        .await;
+    health.set_serving::<DeviceGatewayServer<GrpcApi>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(thingcall_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1().expect("descriptor sets are valid");
-    let reflection_v1alpha = reflection()
-        .build_v1alpha()
-        .expect("descriptor sets are valid");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let web = GrpcWebLayer::new();
+    let grpc = tonic::service::Routes::builder()
+        .add_service(web.layer(DeviceGatewayServer::new(GrpcApi::new(gateway.clone()))))
+        .add_service(web.layer(health_service))
+        .add_service(web.layer(reflection().build_v1().expect("descriptor sets are valid")))
         .add_service(
-            thingcall_proto::v1::device_gateway_server::DeviceGatewayServer::new(GrpcApi::new(
-                gateway,
-            )),
+            web.layer(
+                reflection()
+                    .build_v1alpha()
+                    .expect("descriptor sets are valid"),
+            ),
         )
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, async move {
+        .clone()
+        .routes()
+        .prepare()
+        .into_axum_router();
+    let app = grpc
+        .merge(crate::api::http::router(gateway.clone()))
+        .merge(crate::api::seed::router(gateway))
+        .fallback(crate::api::http::not_found)
+        .layer(cors(&cors_origins));
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await
+}
+
+/// CORS for browsers on the configured origins; exposes the gRPC status
+/// headers so gRPC-web clients can read errors.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+            HeaderName::from_static("retry-after"),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 impl Running {

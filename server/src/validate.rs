@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use thingcall_proto::v1::InvokeRequest;
+use thingcall_proto::v1::{Contract, InvokeRequest};
 use thingcall_proto::wire;
 
 use crate::error::Error;
@@ -31,6 +31,8 @@ pub struct Limits {
     pub deadline: Instant,
     /// Until when to wait for an offline device to come online, if at all.
     pub connect_deadline: Option<Instant>,
+    /// The MQTT contract of the call.
+    pub contract: Contract,
 }
 
 /// Checks an Invoke request and computes its deadlines: the smaller of the
@@ -65,6 +67,21 @@ pub fn invoke(
     short_text("content_type", &req.content_type)?;
     short_text("idempotency_key", &req.idempotency_key)?;
     metadata(req)?;
+    let contract = match Contract::try_from(req.contract) {
+        Ok(Contract::Unspecified) => cfg.default_contract,
+        Ok(c) => c,
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "contract {} is unknown",
+                req.contract
+            )))
+        }
+    };
+    if contract == Contract::Seed && std::str::from_utf8(&req.payload).is_err() {
+        return Err(Error::invalid(
+            "the seed contract needs a UTF-8 payload (it becomes the request string)",
+        ));
+    }
 
     let mut deadline = now + timeout;
     if let Some(caller) = caller_deadline {
@@ -74,6 +91,7 @@ pub fn invoke(
     Ok(Limits {
         deadline,
         connect_deadline,
+        contract,
     })
 }
 
@@ -150,6 +168,8 @@ mod tests {
             max_payload: 16,
             max_in_flight: 10,
             watch_buffer: 16,
+            default_contract: Contract::Native,
+            seed_client_prefix: "invocation_client".into(),
         }
     }
 

@@ -136,6 +136,46 @@ fn bad_inputs() -> Vec<(&'static str, InvokeRequest, &'static str)> {
     ]
 }
 
+/// Percent-encodes everything but unreserved characters.
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The HTTP/JSON body carrying the same fields as `r`.
+fn json_body(r: &InvokeRequest) -> String {
+    use base64::Engine;
+    let dur = |d: &prost_types::Duration| {
+        let neg = d.seconds < 0 || d.nanos < 0;
+        format!(
+            "{}{}.{:09}s",
+            if neg { "-" } else { "" },
+            d.seconds.unsigned_abs(),
+            d.nanos.unsigned_abs()
+        )
+    };
+    let mut v = serde_json::json!({
+        "payloadBase64": base64::engine::general_purpose::STANDARD.encode(&r.payload),
+        "metadata": r.metadata,
+    });
+    if let Some(t) = &r.timeout {
+        v["timeout"] = dur(t).into();
+    }
+    if let Some(t) = &r.connect_timeout {
+        v["connectTimeout"] = dur(t).into();
+    }
+    if !r.content_type.is_empty() {
+        v["contentType"] = r.content_type.clone().into();
+    }
+    v.to_string()
+}
+
 async fn bad_input_has_its_reason_and_publishes_nothing(h: Harness) {
     let _marker = h.device("v-marker").await;
     // A spy on every topic.
@@ -154,12 +194,54 @@ async fn bad_input_has_its_reason_and_publishes_nothing(h: Harness) {
     .await;
 
     let mut c = h.client.clone();
+    let mut web = common::http::grpc_web(&h.base());
     let cases = bad_inputs();
     assert!(cases.len() >= 20);
     for (label, r, want) in cases {
-        let err = c.invoke(r).await.expect_err(label);
-        assert_eq!(reason(&err), want, "{label}");
-        assert_eq!(err.code(), Code::InvalidArgument, "{label}");
+        // gRPC and gRPC-web: the same reason in ErrorInfo.
+        let err = c.invoke(r.clone()).await.expect_err(label);
+        assert_eq!(reason(&err), want, "gRPC: {label}");
+        assert_eq!(err.code(), Code::InvalidArgument, "gRPC: {label}");
+        let err = web.invoke(r.clone()).await.expect_err(label);
+        assert_eq!(reason(&err), want, "gRPC-web: {label}");
+        // HTTP/JSON: the same reason in the JSON error, status from the table.
+        if !r.target.is_empty() && !r.method.is_empty() {
+            let url = format!(
+                "{}/v1/devices/{}/methods/{}",
+                h.base(),
+                pct(&r.target),
+                pct(&r.method)
+            );
+            let resp = common::http::post(&url, &json_body(&r)).await;
+            let v = resp.json();
+            assert_eq!(v["error"]["reason"], want, "HTTP: {label}");
+            let status = if want == "PAYLOAD_TOO_LARGE" {
+                413
+            } else {
+                400
+            };
+            assert_eq!(resp.status, status, "HTTP: {label}");
+        }
+        // The seed API: only target and method travel in its query.
+        let seed_expressible = r.timeout.is_none()
+            && r.connect_timeout.is_none()
+            && r.metadata.is_empty()
+            && r.content_type.is_empty()
+            && r.payload.len() <= 1;
+        if seed_expressible {
+            let url = format!(
+                "{}/invoke?request=x&method={}&target={}&timeout=3",
+                h.base(),
+                pct(&r.method),
+                pct(&r.target)
+            );
+            let resp = common::http::get(&url).await;
+            let v = resp.json();
+            assert_eq!(resp.status, 400, "/invoke: {label}");
+            assert_eq!(v["result"], "invalid_parameters", "/invoke: {label}");
+            let seen_reason = v["reason"].as_str().unwrap_or_default();
+            assert_eq!(seen_reason, want, "/invoke: {label}");
+        }
     }
     for pattern in ["a/b", "#", "x\0"] {
         let e = c

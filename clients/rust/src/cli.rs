@@ -73,6 +73,10 @@ pub struct InvokeArgs {
     /// Key for duplicate suppression, forwarded to the device.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// MQTT contract the device speaks: `native`, or `seed` for devices
+    /// built for the AWS sample (default: the gateway's).
+    #[arg(long, value_name = "CONTRACT", value_parser = ["native", "seed"])]
+    pub contract: Option<String>,
     /// Print status, timings and request id on stderr.
     #[arg(short, long)]
     pub verbose: bool,

@@ -1,4 +1,6 @@
 //! Protocol adapters: thin translations between a wire API and the core.
 
 pub mod grpc;
+pub mod http;
+pub mod seed;
 pub mod status;

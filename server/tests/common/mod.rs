@@ -3,6 +3,8 @@
 //! a gRPC client. No mocks: everything speaks MQTT 5 and gRPC for real.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -92,6 +94,11 @@ impl Harness {
             gw: Some(gw),
             client,
         })
+    }
+
+    /// `http://127.0.0.1:PORT` of the gateway's one port.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.gw().grpc_addr)
     }
 
     pub fn gw(&self) -> &Running {

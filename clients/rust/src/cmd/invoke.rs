@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Read};
 use std::time::Duration;
 
-use thingcall_cli::proto::{InvokeRequest, InvokeResponse};
+use thingcall_cli::proto::{Contract, InvokeRequest, InvokeResponse};
 use thingcall_cli::{exit, CallError, Client};
 use tonic::Code;
 
@@ -96,6 +96,11 @@ fn request(args: InvokeArgs, payload: Vec<u8>) -> Result<InvokeRequest, Failure>
         content_type: args.content_type.unwrap_or_default(),
         idempotency_key: args.idempotency_key.unwrap_or_default(),
         metadata: args.metadata.into_iter().collect(),
+        contract: match args.contract.as_deref() {
+            Some("seed") => Contract::Seed,
+            Some(_) => Contract::Native,
+            None => Contract::Unspecified,
+        } as i32,
     })
 }
 

@@ -1,0 +1,92 @@
+//! HTTP/JSON adapter: the same core calls as gRPC, for curl, API Gateway and
+//! load-balancer integrations. Routes:
+//!
+//! - `POST /v1/devices/{target}/methods/{method}`: Invoke
+//! - `GET /v1/devices`, `GET /v1/devices/{target}`: ListDevices, GetDevice
+//! - `GET /v1/devices/{target}/events`, `GET /v1/events?target=`: WatchDevice as Server-Sent Events
+
+pub mod error;
+pub mod json;
+mod sse;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::gateway::Gateway;
+pub use error::ApiError;
+
+/// The HTTP/JSON routes over `core`.
+pub fn router(core: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/devices/{target}/methods/{method}", post(invoke))
+        .route("/v1/devices", get(list_devices))
+        .route("/v1/devices/{target}", get(get_device))
+        .route("/v1/devices/{target}/events", get(sse::device_events))
+        .route("/v1/events", get(sse::events))
+        .with_state(core)
+}
+
+/// Reads a request body up to `limit` bytes; more is `PAYLOAD_TOO_LARGE`.
+pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError(Error::PayloadTooLarge {
+            size: limit + 1,
+            limit,
+        })
+    })
+}
+
+async fn invoke(
+    State(core): State<Arc<Gateway>>,
+    Path((target, method)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    // Room for base64 (4/3) and the JSON around the payload.
+    let limit = core.config().max_payload / 3 * 4 + 64 * 1024;
+    let body = read_body(body, limit).await?;
+    let req = json::invoke_request(target, method, &body)?;
+    let answer = core.invoke(req, None).await?;
+    Ok(Json(json::answer(&answer)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    page_size: i32,
+    #[serde(default)]
+    page_token: String,
+}
+
+async fn list_devices(
+    State(core): State<Arc<Gateway>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let page = core.list_devices(&q.target, q.page_size, &q.page_token)?;
+    Ok(Json(serde_json::json!({
+        "devices": page.devices.iter().map(json::device).collect::<Vec<_>>(),
+        "nextPageToken": page.next_page_token,
+    })))
+}
+
+async fn get_device(
+    State(core): State<Arc<Gateway>>,
+    Path(target): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json::device(&core.get_device(&target)?)))
+}
+
+/// Unknown paths: a JSON 404 rather than a gRPC "unimplemented".
+pub async fn not_found() -> Response {
+    let body = serde_json::json!({"error": {"code": 404, "reason": "NOT_FOUND", "message": "no such route"}});
+    (axum::http::StatusCode::NOT_FOUND, Json(body)).into_response()
+}

@@ -1,0 +1,97 @@
+//! The AWS sample's HTTP API, for callers written against it:
+//! `GET /invoke?request=..&method=..&target=..&timeout=3`, always over the
+//! seed MQTT contract. Same JSON shapes as the sample, with two deliberate
+//! differences: a timeout answers 504 (the sample: 500) and bad input 400
+//! (the sample: 500), so callers can tell them apart without parsing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use thingcall_proto::v1::{Contract, InvokeRequest};
+
+use crate::api::http::error::status;
+use crate::error::Error;
+use crate::gateway::Gateway;
+
+/// The sample's default when `timeout` is absent, and its range.
+const DEFAULT_TIMEOUT_SECS: u64 = 10;
+const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=60;
+
+/// `GET /invoke`.
+pub fn router(core: Arc<Gateway>) -> Router {
+    Router::new().route("/invoke", get(invoke)).with_state(core)
+}
+
+#[derive(Debug, Deserialize)]
+struct InvokeQuery {
+    request: Option<String>,
+    method: Option<String>,
+    target: Option<String>,
+    timeout: Option<String>,
+}
+
+/// The sample's answer to bad input, with the reason of the error table.
+fn invalid(code: StatusCode, reason: &str, msg: impl Into<String>) -> Response {
+    let body = json!({"result": "invalid_parameters", "response": msg.into(), "reason": reason});
+    (code, Json(body)).into_response()
+}
+
+async fn invoke(State(core): State<Arc<Gateway>>, Query(q): Query<InvokeQuery>) -> Response {
+    let started = Instant::now();
+    let missing: Vec<&str> = [
+        ("request", &q.request),
+        ("method", &q.method),
+        ("target", &q.target),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.as_deref().is_none_or(str::is_empty))
+    .map(|(k, _)| k)
+    .collect();
+    if !missing.is_empty() {
+        let msg = format!("missing parameter(s): {}", missing.join(", "));
+        return invalid(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", msg);
+    }
+    let timeout = match q.timeout.as_deref().map(str::parse::<u64>) {
+        None => DEFAULT_TIMEOUT_SECS,
+        Some(Ok(t)) if TIMEOUT_RANGE.contains(&t) => t,
+        Some(_) => {
+            let msg = "timeout must be a whole number of seconds from 1 to 60";
+            return invalid(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", msg);
+        }
+    };
+    let req = InvokeRequest {
+        target: q.target.unwrap_or_default(),
+        method: q.method.unwrap_or_default(),
+        payload: q.request.unwrap_or_default().into_bytes().into(),
+        timeout: Duration::from_secs(timeout).try_into().ok(),
+        contract: Contract::Seed as i32,
+        ..Default::default()
+    };
+    let result = core.invoke(req, None).await;
+    let elapsed = started.elapsed().as_millis().to_string();
+    match result {
+        Ok(answer) => {
+            let response: Value = serde_json::from_slice(&answer.reply.payload)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&answer.reply.payload).into());
+            Json(json!({"result": "ok", "elapsed": elapsed, "response": response})).into_response()
+        }
+        Err(Error::DeviceTimeout { .. }) => {
+            (StatusCode::GATEWAY_TIMEOUT, Json(json!({"result": "timeout", "elapsed": elapsed}))).into_response()
+        }
+        Err(e @ (Error::InvalidArgument(_) | Error::PayloadTooLarge { .. })) => {
+            invalid(status(&e), e.reason(), e.to_string())
+        }
+        Err(e) => (
+            status(&e),
+            Json(json!({"result": e.reason().to_ascii_lowercase(), "elapsed": elapsed, "response": e.to_string(), "reason": e.reason()})),
+        )
+            .into_response(),
+    }
+}
