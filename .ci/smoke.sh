@@ -4,12 +4,14 @@
 # with the same arguments; building release here too would double CI time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p thingcall-server -p thingcall-cli
+cargo build -q -p thingcall-server -p thingcall-cli -p thingcall-device-sim
+buf=${BUF:-.ci/node/node_modules/.bin/buf}
 bin=target/debug
 log=$(mktemp)
 "$bin/thingcall-server" --demo 3 >"$log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
+sim=
+trap 'kill $server $sim 2>/dev/null || true; wait $server $sim 2>/dev/null || true' EXIT
 
 fail() { echo "smoke: $*" >&2; echo "--- server log" >&2; cat "$log" >&2; exit 1; }
 # Bounded polling: a readiness probe of a separate process, not test synchronisation.
@@ -28,6 +30,29 @@ grpcurl -plaintext 127.0.0.1:8080 list | grep -qx 'thingcall.v1.DeviceGateway' |
 out=$(grpcurl -plaintext -d '{"target":"demo-1","method":"echo","payload":"aGk="}' 127.0.0.1:8080 thingcall.v1.DeviceGateway/Invoke)
 echo "$out" | grep -q '"payload": "aGk="' || fail "grpcurl Invoke: $out"
 echo "$out" | grep -q '"status": 200' || fail "grpcurl Invoke status: $out"
+
+# HTTP/JSON, SSE and the seed API, as in the README.
+out=$(curl -s -XPOST localhost:8080/v1/devices/demo-1/methods/echo -d '{"payload":{"hello":"world"}}')
+python3 -c 'import json,sys; v=json.loads(sys.argv[1]); assert v["payload"]=={"hello":"world"} and v["status"]==200, v' "$out" || fail "curl JSON echo: $out"
+events=$(timeout 3 curl -sN localhost:8080/v1/devices/demo-1/events || true)
+echo "$events" | grep -q '^event: presence' || fail "SSE stream: $events"
+echo "$events" | grep -q '"online":true' || fail "SSE presence: $events"
+out=$(curl -s 'localhost:8080/invoke?request=my_request_1&method=reqid-ABCD&target=Device001&timeout=3')
+python3 -c '
+import json,sys
+v=json.loads(sys.argv[1])
+assert v["result"]=="ok" and v["elapsed"].isdigit(), v
+assert v["response"].startswith("Your request was '"'"'my_request_1'"'"'. Some random response: "), v' "$out" || fail "/invoke: $out"
+# grpcurl streaming and buf curl over gRPC-web.
+watch=$(timeout 3 grpcurl -plaintext -d '{"target":"demo-*"}' 127.0.0.1:8080 thingcall.v1.DeviceGateway/WatchDevice || true)
+echo "$watch" | grep -q '"synced"' || fail "grpcurl WatchDevice: $watch"
+out=$("$buf" curl --protocol grpcweb --data '{"target":"demo-1","method":"echo","payload":"aGk="}' http://127.0.0.1:8080/thingcall.v1.DeviceGateway/Invoke)
+echo "$out" | grep -q '"payload": "aGk="' || fail "buf curl gRPC-web: $out"
+# The simulator binary as a sample-style device.
+"$bin/thingcall-sim" --mqtt-url mqtt://127.0.0.1:1883 --contract seed --device-id Device002 >>"$log" 2>&1 &
+sim=$!
+seed_ok() { curl -s 'localhost:8080/invoke?request=r&method=m&target=Device002&timeout=1' | grep -q '"result":"ok"'; }
+wait_for "thingcall-sim --contract seed" seed_ok
 
 [ "$("$bin/thingcall" invoke demo-1 echo --payload hi)" = hi ] || fail "thingcall invoke echo"
 "$bin/thingcall" devices | grep -q demo-3 || fail "thingcall devices"
