@@ -18,6 +18,7 @@ broker_tests!(
     sse_streams_presence_changes,
     cors_preflight_allows_configured_origin_only,
     grpc_web_unary_and_streaming,
+    grpc_web_text_mode,
 );
 
 async fn json_payload_round_trips(h: Harness) {
@@ -268,5 +269,54 @@ async fn grpc_web_unary_and_streaming(h: Harness) {
     // Plain HTTP/1.1 to a gRPC route that is not gRPC-web is refused by tonic-web.
     let r = get(&format!("{}/thingcall.v1.DeviceGateway/Invoke", h.base())).await;
     assert!(r.status.is_client_error(), "{}", r.status);
+    h.stop().await;
+}
+
+async fn grpc_web_text_mode(h: Harness) {
+    use base64::Engine;
+    use prost::Message;
+    let _d = h.device("gwt-1").await;
+    let msg = req("gwt-1", "echo", b"text mode").encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&msg);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let r = request(
+        Method::POST,
+        &format!("{}/thingcall.v1.DeviceGateway/Invoke", h.base()),
+        &b64.encode(&frame),
+        &[
+            ("content-type", "application/grpc-web-text"),
+            ("accept", "application/grpc-web-text"),
+            ("x-grpc-web", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let ct = r.headers["content-type"].to_str().unwrap();
+    assert!(
+        ct.starts_with("application/grpc-web-text"),
+        "{ct}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // The body is base64 of: a data frame (the InvokeResponse), then a trailer frame.
+    let body: Vec<u8> = r
+        .body
+        .split(|&b| b == b'=')
+        .filter(|p| !p.is_empty())
+        .flat_map(|part| {
+            let mut p = part.to_vec();
+            while p.len() % 4 != 0 {
+                p.push(b'=');
+            }
+            b64.decode(&p).unwrap()
+        })
+        .collect();
+    assert_eq!(body[0], 0, "data frame first");
+    let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+    let resp = thingcall_proto::v1::InvokeResponse::decode(&body[5..5 + len]).unwrap();
+    assert_eq!(&resp.payload[..], b"text mode");
+    let trailers = String::from_utf8_lossy(&body[5 + len + 5..]).to_ascii_lowercase();
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
     h.stop().await;
 }

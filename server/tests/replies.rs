@@ -11,7 +11,10 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use std::sync::atomic::Ordering;
 
-broker_tests!(foreign_duplicate_and_malformed_replies_are_dropped);
+broker_tests!(
+    foreign_duplicate_and_malformed_replies_are_dropped,
+    seed_ack_with_another_id_is_dropped
+);
 
 async fn foreign_duplicate_and_malformed_replies_are_dropped(h: Harness) {
     let mut opts = MqttOptions::new("rogue", h.mqtt.ip().to_string(), h.mqtt.port());
@@ -112,6 +115,68 @@ async fn foreign_duplicate_and_malformed_replies_are_dropped(h: Harness) {
     assert!(
         gw.drops.malformed.load(Ordering::Relaxed) >= 2,
         "garbage counted as malformed"
+    );
+    peer.abort();
+    h.stop().await;
+}
+
+/// A seed-contract device that first acks with an id that disagrees with
+/// its topic, then correctly.
+async fn seed_ack_with_another_id_is_dropped(h: Harness) {
+    let mut opts = MqttOptions::new("SeedRogue", h.mqtt.ip().to_string(), h.mqtt.port());
+    opts.set_max_packet_size(Some(1 << 20));
+    let (dev, mut events) = AsyncClient::new(opts, 64);
+    dev.subscribe("SeedRogue/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let peer = tokio::spawn(async move {
+        let mut subscribed = false;
+        loop {
+            match events.poll().await.expect("rogue connection") {
+                Event::Incoming(Packet::SubAck(_)) => subscribed = true,
+                Event::Incoming(Packet::Publish(p)) if subscribed => {
+                    let topic = String::from_utf8(p.topic.to_vec()).unwrap();
+                    let parts = thingcall_proto::wire::parse_seed_request(&topic).unwrap();
+                    let ack = thingcall_proto::wire::SeedTopics::new(parts.client_prefix).ack(
+                        parts.m_id,
+                        parts.target,
+                        parts.method,
+                    );
+                    let wrong = serde_json::json!({"id": "not-this-call", "response": "spoofed"})
+                        .to_string();
+                    let right =
+                        serde_json::json!({"id": parts.m_id, "response": "real"}).to_string();
+                    let d = dev.clone();
+                    tokio::spawn(async move {
+                        d.publish(ack.clone(), QoS::AtLeastOnce, false, wrong)
+                            .await
+                            .unwrap();
+                        d.publish(ack, QoS::AtLeastOnce, false, right)
+                            .await
+                            .unwrap();
+                    });
+                }
+                _ => {}
+            }
+        }
+    });
+    let gw = h.gw().gateway.clone();
+    let mut c = h.client.clone();
+    let got = soon("rogue acks", async {
+        loop {
+            let mut r = req("SeedRogue", "anything", b"q");
+            r.timeout = secs_f(2.0);
+            r.contract = thingcall_proto::v1::Contract::Seed as i32;
+            if let Ok(resp) = c.invoke(r).await {
+                return resp.into_inner();
+            }
+        }
+    })
+    .await;
+    assert_eq!(&got.payload[..], br#""real""#);
+    assert!(
+        gw.drops.foreign.load(Ordering::Relaxed) >= 1,
+        "the mismatched ack was counted"
     );
     peer.abort();
     h.stop().await;
