@@ -17,10 +17,14 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// External MQTT 5 broker, `mqtt://host:port`. Without it the gateway
-    /// starts its embedded broker.
+    /// External MQTT 5 broker, `mqtt://host:port` or `mqtts://host:port`
+    /// (TLS). Without it the gateway starts its embedded broker.
     #[arg(long, env = "THINGCALL_MQTT_URL")]
     pub mqtt_url: Option<String>,
+
+    /// PEM file of the CA that signed the broker's certificate (with mqtts://).
+    #[arg(long, env = "THINGCALL_MQTT_CA", value_name = "FILE")]
+    pub mqtt_ca: Option<std::path::PathBuf>,
 
     /// Where the embedded broker listens (when no --mqtt-url).
     #[arg(
@@ -96,7 +100,18 @@ impl Config {
     /// Checks what clap cannot; the error is the one line to print.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(url) = &self.mqtt_url {
-            thingcall_device_sim::parse_mqtt_url(url).map_err(|e| format!("--mqtt-url: {e}"))?;
+            let broker = BrokerUrl::parse(url).map_err(|e| format!("--mqtt-url: {e}"))?;
+            if broker.tls && self.mqtt_ca.is_none() {
+                return Err(
+                    "--mqtt-url mqtts:// needs --mqtt-ca FILE (the broker's CA certificate)".into(),
+                );
+            }
+        }
+        if let Some(ca) = &self.mqtt_ca {
+            let pem = std::fs::read(ca).map_err(|e| format!("--mqtt-ca {}: {e}", ca.display()))?;
+            if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+                return Err(format!("--mqtt-ca {}: not a PEM certificate", ca.display()));
+            }
         }
         if let Some(id) = &self.gateway_id {
             thingcall_proto::wire::validate_id("--gateway-id", id).map_err(|e| e.to_string())?;
@@ -147,6 +162,51 @@ impl Config {
     }
 }
 
+/// Where the external broker is: `mqtt://host:port` (plain, default port
+/// 1883) or `mqtts://host:port` (TLS, default port 8883).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Whether to speak TLS.
+    pub tls: bool,
+}
+
+impl BrokerUrl {
+    /// Parses a broker URL; the error is one line.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        match url
+            .strip_prefix("mqtts://")
+            .or_else(|| url.strip_prefix("ssl://"))
+        {
+            Some(rest) => {
+                let with_port = if rest.contains(':') {
+                    rest.to_owned()
+                } else {
+                    format!("{rest}:8883")
+                };
+                let (host, port) =
+                    thingcall_device_sim::parse_mqtt_url(&format!("mqtt://{with_port}"))?;
+                Ok(Self {
+                    host,
+                    port,
+                    tls: true,
+                })
+            }
+            None => {
+                let (host, port) = thingcall_device_sim::parse_mqtt_url(url)?;
+                Ok(Self {
+                    host,
+                    port,
+                    tls: false,
+                })
+            }
+        }
+    }
+}
+
 /// Parses `131072`, `128KiB`, `1MiB` (also `KB`/`MB`/`K`/`M` as binary units).
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
@@ -192,6 +252,8 @@ mod tests {
             &["--max-timeout", "soon"],
             &["--max-payload", "12 parsecs"],
             &["--mqtt-url", "http://x:1"],
+            &["--mqtt-url", "mqtts://x:8883"],
+            &["--mqtt-ca", "/nonexistent/ca.pem"],
             &["--gateway-id", "a/b"],
             &["--topic-root", "a/#"],
             &["--default-timeout", "20m", "--max-timeout", "1m"],
@@ -199,6 +261,21 @@ mod tests {
         ] {
             assert!(parse(args).is_err(), "{args:?} accepted");
         }
+    }
+
+    #[test]
+    fn broker_urls() {
+        let plain = BrokerUrl::parse("mqtt://127.0.0.1:1883").unwrap();
+        assert_eq!(
+            (plain.host.as_str(), plain.port, plain.tls),
+            ("127.0.0.1", 1883, false)
+        );
+        let tls = BrokerUrl::parse("mqtts://broker.example").unwrap();
+        assert_eq!(
+            (tls.host.as_str(), tls.port, tls.tls),
+            ("broker.example", 8883, true)
+        );
+        assert!(BrokerUrl::parse("mqtts://b:notaport").is_err());
     }
 
     #[test]

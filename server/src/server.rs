@@ -20,7 +20,7 @@ use tower::Layer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::api::grpc::GrpcApi;
-use crate::config::Config;
+use crate::config::{BrokerUrl, Config};
 use crate::gateway::{as_incoming, CoreConfig, Gateway};
 use crate::mqtt::{new_session, spawn_session, SessionSettings};
 
@@ -53,8 +53,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     #[cfg(feature = "embedded-broker")]
     let mut broker = None;
-    let mqtt_addr = match &config.mqtt_url {
-        Some(url) => thingcall_device_sim::parse_mqtt_url(url).map_err(anyhow::Error::msg)?,
+    let external = config
+        .mqtt_url
+        .as_deref()
+        .map(BrokerUrl::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let mqtt_addr = match &external {
+        Some(b) => (b.host.clone(), b.port),
         None => {
             #[cfg(feature = "embedded-broker")]
             {
@@ -86,7 +92,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         default_contract: config.default_contract(),
         seed_client_prefix: config.seed_client_prefix.clone(),
     };
+    let tls_ca = match (&config.mqtt_ca, &external) {
+        (Some(path), Some(b)) if b.tls => {
+            // rumqttc's TLS uses rustls' process-wide provider; ring is already in the tree.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(std::fs::read(path).with_context(|| format!("--mqtt-ca {}", path.display()))?)
+        }
+        _ => None,
+    };
     let settings = SessionSettings {
+        tls_ca,
         host: mqtt_addr.0.clone(),
         port: mqtt_addr.1,
         client_id: gateway_id,

@@ -19,7 +19,18 @@ pub struct Mosquitto {
     bin: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
+    tls_port: Option<u16>,
     child: Option<Child>,
+}
+
+fn free_port() -> Option<u16> {
+    Some(
+        TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port(),
+    )
 }
 
 fn find_binary() -> Option<PathBuf> {
@@ -35,6 +46,16 @@ impl Mosquitto {
     /// connections; `None` (after saying so on stderr) when it is not
     /// installed and `CI` is not set.
     pub fn start() -> Option<Self> {
+        Self::launch(false)
+    }
+
+    /// Like [`Mosquitto::start`], plus a TLS listener with a certificate
+    /// for 127.0.0.1 generated on the fly (see [`Mosquitto::ca_path`]).
+    pub fn start_with_tls() -> Option<Self> {
+        Self::launch(true)
+    }
+
+    fn launch(tls: bool) -> Option<Self> {
         let Some(bin) = find_binary() else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -43,15 +64,22 @@ impl Mosquitto {
             eprintln!("SKIPPED: mosquitto not installed (apt-get install mosquitto); Mosquitto leg not run");
             return None;
         };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls_port = if tls {
+            let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+            let cert = rcgen::generate_simple_self_signed(names).expect("certificate");
+            std::fs::write(dir.path().join("ca.pem"), cert.cert.pem()).expect("write ca.pem");
+            std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem())
+                .expect("write key.pem");
+            Some(free_port()?)
+        } else {
+            None
+        };
         let mut m = Self {
             bin,
-            dir: tempfile::tempdir().expect("tempdir"),
-            port,
+            dir,
+            port: free_port()?,
+            tls_port,
             child: None,
         };
         m.spawn();
@@ -68,20 +96,33 @@ impl Mosquitto {
         self.port
     }
 
+    /// The TLS listener's address, when started with TLS.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+    }
+
+    /// PEM file of the CA (the self-signed certificate) a TLS client must trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
     fn spawn(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
         // Nagle off (see the README), unlimited queues for the gateway's
         // client, which receives every reply, and packets up to 1 MiB.
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n\
-                 max_queued_messages 0\nmax_inflight_messages 0\nmax_packet_size 1048576\n\
-                 log_dest stderr\nlog_type error\n",
-                self.port
-            ),
-        )
-        .expect("write mosquitto.conf");
+        let mut text = format!(
+            "listener {} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n\
+             max_queued_messages 0\nmax_inflight_messages 0\nmax_packet_size 1048576\n\
+             log_dest stderr\nlog_type error\n",
+            self.port
+        );
+        if let Some(tls) = self.tls_port {
+            let d = self.dir.path().display();
+            text.push_str(&format!(
+                "listener {tls} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/ca.pem\nkeyfile {d}/key.pem\n"
+            ));
+        }
+        std::fs::write(&conf, text).expect("write mosquitto.conf");
         let child = Command::new(&self.bin)
             .arg("-c")
             .arg(&conf)
@@ -93,7 +134,11 @@ impl Mosquitto {
         self.child = Some(child);
         // A readiness probe of another process: poll its port, bounded.
         let started = Instant::now();
-        while TcpStream::connect(self.addr()).is_err() {
+        let ready = |m: &Self| {
+            TcpStream::connect(m.addr()).is_ok()
+                && m.tls_addr().is_none_or(|a| TcpStream::connect(a).is_ok())
+        };
+        while !ready(self) {
             if let Some(status) = self
                 .child
                 .as_mut()

@@ -38,6 +38,8 @@ pub struct SessionSettings {
     pub port: u16,
     /// MQTT client id (the gateway id).
     pub client_id: String,
+    /// PEM CA certificate: connect with TLS and trust this CA.
+    pub tls_ca: Option<Vec<u8>>,
     /// Largest packet either way: the payload limit plus header room.
     pub max_packet_size: u32,
     /// Keep-alive interval.
@@ -63,6 +65,15 @@ pub fn new_session(settings: &SessionSettings) -> (AsyncClient, EventLoop) {
         .set_max_packet_size(Some(settings.max_packet_size))
         .set_outgoing_inflight_upper_limit(4096)
         .set_connection_timeout(5);
+    if let Some(ca) = &settings.tls_ca {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Simple {
+                ca: ca.clone(),
+                alpn: None,
+                client_auth: None,
+            },
+        ));
+    }
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     opts.set_network_options(net);

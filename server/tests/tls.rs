@@ -1,0 +1,61 @@
+//! The gateway's one session over TLS (`mqtts://` and `--mqtt-ca`) to a
+//! Mosquitto TLS listener with a certificate made for this run.
+
+mod common;
+
+use common::{req, soon};
+use thingcall_device_sim::{spawn_device, standard_methods, DeviceOptions};
+use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_session_over_tls() {
+    let Some(broker) = thingcall_testkit::Mosquitto::start_with_tls() else {
+        return;
+    };
+    let tls = broker.tls_addr().unwrap();
+    let mut cfg = common::gateway_config(broker.addr());
+    cfg.mqtt_url = Some(format!("mqtts://{tls}"));
+    cfg.mqtt_ca = Some(broker.ca_path());
+    cfg.validate().unwrap();
+    let gw = thingcall_server::start(cfg).await.expect("gateway");
+    soon("TLS session up", gw.wait_connected()).await;
+    // The device stays on the plain listener: same broker, same topics.
+    let d = spawn_device(
+        DeviceOptions::new("tls-1", "127.0.0.1", broker.port()),
+        standard_methods(),
+    );
+    soon("device online", d.wait_online()).await;
+    let mut c = DeviceGatewayClient::connect(format!("http://{}", gw.grpc_addr))
+        .await
+        .unwrap();
+    let r = c
+        .invoke(req("tls-1", "echo", b"over tls"))
+        .await
+        .expect("call over the TLS session")
+        .into_inner();
+    assert_eq!(&r.payload[..], b"over tls");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_broker_certificate_is_refused() {
+    let Some(broker) = thingcall_testkit::Mosquitto::start_with_tls() else {
+        return;
+    };
+    let Some(other) = thingcall_testkit::Mosquitto::start_with_tls() else {
+        return;
+    };
+    let mut cfg = common::gateway_config(broker.addr());
+    cfg.mqtt_url = Some(format!("mqtts://{}", broker.tls_addr().unwrap()));
+    cfg.mqtt_ca = Some(other.ca_path()); // a CA that did not sign this broker's certificate
+    let gw = thingcall_server::start(cfg)
+        .await
+        .expect("gateway starts; the session keeps retrying");
+    let mut c = DeviceGatewayClient::connect(format!("http://{}", gw.grpc_addr))
+        .await
+        .unwrap();
+    let err = c.invoke(req("tls-2", "echo", b"x")).await.unwrap_err();
+    assert_eq!(common::reason(&err), "BROKER_UNAVAILABLE");
+    assert!(!*gw.gateway.connected().borrow());
+    gw.stop().await;
+}
