@@ -43,6 +43,10 @@ pub enum Command {
     Devices(DevicesArgs),
     /// Show one device.
     Device(DeviceArgs),
+    /// Measure throughput and latency of many calls: through the gateway
+    /// (grpc, json, grpc-web) or straight over MQTT (raw-mqtt,
+    /// conn-per-request).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `thingcall invoke`.

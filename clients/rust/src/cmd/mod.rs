@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Watch(args) => watch::run(&cli.server, args).await,
         Command::Devices(args) => devices::list(&cli.server, args).await,
         Command::Device(args) => devices::show(&cli.server, args).await,
+        Command::Bench(args) => crate::bench::run(&cli.server, args).await,
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,204 @@
+//! `--mode json`: `POST {server}/v1/devices/{target}/methods/{method}` over
+//! HTTP/1.1 keep-alive, one pooled connection per worker.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+
+use super::{guarded, probe_gateway, CallSpec};
+use crate::bench::tally::Outcome;
+use crate::bench::Setup;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The pooled client and what every request reuses.
+pub struct Json {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: HttpClient,
+    /// The Invoke URL of each target.
+    uris: Vec<Uri>,
+    /// `{"payloadBase64":"...","timeout":"..."}`, the same for every call.
+    body: Bytes,
+    spec: Arc<CallSpec>,
+}
+
+/// A worker's handle (the pool is shared).
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+/// The parts of a 200 answer the bench reads.
+#[derive(Deserialize)]
+struct Answer {
+    status: i32,
+}
+
+/// The parts of an error answer the bench reads.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorInfo,
+}
+
+#[derive(Deserialize)]
+struct ErrorInfo {
+    reason: String,
+}
+
+impl Json {
+    /// Checks that the gateway answers and pre-builds every URL and the body.
+    pub async fn connect(
+        server: &str,
+        spec: Arc<CallSpec>,
+        concurrency: u16,
+    ) -> Result<Json, Setup> {
+        let base = server.trim_end_matches('/');
+        if !base.starts_with("http://") {
+            return Err(Setup::Usage(format!(
+                "--mode json needs an http:// server, got {server}"
+            )));
+        }
+        probe_gateway(server).await?;
+        let uris = spec
+            .targets
+            .iter()
+            .map(|t| {
+                let url = format!(
+                    "{base}/v1/devices/{}/methods/{}",
+                    path_segment(t),
+                    path_segment(&spec.method)
+                );
+                url.parse::<Uri>()
+                    .map_err(|e| Setup::Usage(format!("{url}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let body = serde_json::json!({
+            "payloadBase64": B64.encode(&spec.payload),
+            "timeout": proto_duration(spec.timeout),
+        });
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(usize::from(concurrency))
+            .build(connector);
+        Ok(Json {
+            shared: Arc::new(Shared {
+                client,
+                uris,
+                body: Bytes::from(body.to_string()),
+                spec,
+            }),
+        })
+    }
+
+    /// A handle for one worker.
+    pub fn worker(&self) -> Worker {
+        Worker {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Worker {
+    /// One POST.
+    pub async fn call(&mut self, target: usize) -> Outcome {
+        let s = &self.shared;
+        let mut req = Request::new(Full::new(s.body.clone()));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = s.uris[target].clone();
+        req.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        guarded(s.spec.timeout, async {
+            let Ok(resp) = s.client.request(req).await else {
+                return Outcome::TRANSPORT;
+            };
+            let code = resp.status();
+            let Ok(body) = resp.into_body().collect().await else {
+                return Outcome::TRANSPORT;
+            };
+            outcome(code, &body.to_bytes())
+        })
+        .await
+    }
+}
+
+/// The outcome of an HTTP answer: the device's `status` on a 200, the
+/// error's `reason` otherwise (`HTTP_<code>` for a body without one).
+fn outcome(code: StatusCode, body: &[u8]) -> Outcome {
+    if code == StatusCode::OK {
+        return match serde_json::from_slice::<Answer>(body) {
+            Ok(a) => Outcome::from_device_status(a.status),
+            Err(_) => Outcome::MALFORMED_REPLY,
+        };
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) if !e.error.reason.is_empty() => Outcome::Failed(e.error.reason.into()),
+        _ => Outcome::Failed(format!("HTTP_{}", code.as_u16()).into()),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A duration the proto3 JSON way: `"10s"`, `"0.250000000s"`.
+fn proto_duration(d: std::time::Duration) -> String {
+    match d.subsec_nanos() {
+        0 => format!("{}s", d.as_secs()),
+        n => format!("{}.{n:09}s", d.as_secs()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_from_answers() {
+        let ok = br#"{"status":200,"payloadBase64":"aGk=","requestId":"x"}"#;
+        assert_eq!(outcome(StatusCode::OK, ok), Outcome::Ok);
+        let failed = br#"{"status":500,"payload":"boom"}"#;
+        assert_eq!(outcome(StatusCode::OK, failed).name(), "DEVICE_STATUS_500");
+        let err = br#"{"error":{"code":504,"reason":"DEVICE_TIMEOUT","message":"m"}}"#;
+        assert_eq!(
+            outcome(StatusCode::GATEWAY_TIMEOUT, err),
+            Outcome::DEVICE_TIMEOUT
+        );
+        assert_eq!(
+            outcome(StatusCode::BAD_GATEWAY, b"<html>").name(),
+            "HTTP_502"
+        );
+        assert_eq!(outcome(StatusCode::OK, b"nope"), Outcome::MALFORMED_REPLY);
+    }
+
+    #[test]
+    fn urls_and_durations() {
+        assert_eq!(path_segment("demo-1"), "demo-1");
+        assert_eq!(path_segment("a b/ü"), "a%20b%2F%C3%BC");
+        assert_eq!(proto_duration(std::time::Duration::from_secs(10)), "10s");
+        assert_eq!(
+            proto_duration(std::time::Duration::from_millis(200)),
+            "0.200000000s"
+        );
+    }
+}

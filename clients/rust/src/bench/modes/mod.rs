@@ -1,0 +1,190 @@
+//! The five ways of making a call. Each mode connects once ([`Caller`]),
+//! hands every worker task its own handle ([`Worker`]), and turns each
+//! call's result into an [`Outcome`].
+
+mod conn_per_request;
+mod grpc;
+mod grpc_web;
+mod json;
+mod raw_mqtt;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use thingcall_cli::CallError;
+
+use super::args::Mode;
+use super::mqtt::Broker;
+use super::tally::Outcome;
+use super::Setup;
+
+/// How long past `--timeout` a gateway mode waits for the gateway's answer
+/// before counting `CLIENT_TIMEOUT` (the gateway itself answers
+/// `DEVICE_TIMEOUT` at the deadline).
+pub const GATEWAY_GRACE: Duration = Duration::from_secs(5);
+
+/// What every call sends, built once before the first call.
+#[derive(Debug)]
+pub struct CallSpec {
+    /// Device ids, called round-robin by index.
+    pub targets: Vec<String>,
+    /// Method name.
+    pub method: String,
+    /// The payload, the same for every call.
+    pub payload: Bytes,
+    /// Deadline of each call.
+    pub timeout: Duration,
+}
+
+/// How the MQTT modes reach the broker and address the devices.
+#[derive(Clone)]
+pub struct MqttSetup {
+    /// Broker address and TLS.
+    pub broker: Broker,
+    /// Topic root of the wire contract.
+    pub topic_root: String,
+    /// Request QoS (0 or 1).
+    pub qos: u8,
+}
+
+/// A connected mode, shared by the workers.
+pub enum Caller {
+    /// gRPC over h2c.
+    Grpc(grpc::Grpc),
+    /// HTTP/JSON over HTTP/1.1.
+    Json(json::Json),
+    /// gRPC-web over HTTP/1.1.
+    GrpcWeb(Box<grpc_web::GrpcWeb>),
+    /// The wire contract over one MQTT connection.
+    RawMqtt(raw_mqtt::RawMqtt),
+    /// A fresh MQTT connection per call.
+    ConnPerRequest(conn_per_request::ConnPerRequest),
+}
+
+/// One worker's handle on a [`Caller`].
+pub enum Worker {
+    /// See [`Caller::Grpc`].
+    Grpc(grpc::Worker),
+    /// See [`Caller::Json`].
+    Json(json::Worker),
+    /// See [`Caller::GrpcWeb`].
+    GrpcWeb(Box<grpc_web::Worker>),
+    /// See [`Caller::RawMqtt`].
+    RawMqtt(raw_mqtt::Worker),
+    /// See [`Caller::ConnPerRequest`].
+    ConnPerRequest(conn_per_request::Worker),
+}
+
+impl Caller {
+    /// Connects `mode` for `concurrency` workers: to the gateway at
+    /// `server`, or to the broker in `mqtt`. Nothing reachable is
+    /// [`Setup::Unreachable`].
+    pub async fn connect(
+        mode: Mode,
+        server: &str,
+        spec: Arc<CallSpec>,
+        mqtt: MqttSetup,
+        concurrency: u16,
+    ) -> Result<Caller, Setup> {
+        Ok(match mode {
+            Mode::Grpc => Caller::Grpc(grpc::Grpc::connect(server, spec, concurrency).await?),
+            Mode::Json => Caller::Json(json::Json::connect(server, spec, concurrency).await?),
+            Mode::GrpcWeb => {
+                Caller::GrpcWeb(Box::new(grpc_web::GrpcWeb::connect(server, spec).await?))
+            }
+            Mode::RawMqtt => {
+                Caller::RawMqtt(raw_mqtt::RawMqtt::connect(spec, mqtt, concurrency).await?)
+            }
+            Mode::ConnPerRequest => {
+                Caller::ConnPerRequest(conn_per_request::ConnPerRequest::connect(spec, mqtt).await?)
+            }
+        })
+    }
+
+    /// The handle of worker number `index`.
+    pub fn worker(&self, index: usize) -> Worker {
+        match self {
+            Caller::Grpc(c) => Worker::Grpc(c.worker(index)),
+            Caller::Json(c) => Worker::Json(c.worker()),
+            Caller::GrpcWeb(c) => Worker::GrpcWeb(Box::new(c.worker())),
+            Caller::RawMqtt(c) => Worker::RawMqtt(c.worker()),
+            Caller::ConnPerRequest(c) => Worker::ConnPerRequest(c.worker()),
+        }
+    }
+
+    /// Closes what needs a goodbye (the raw-mqtt connection).
+    pub async fn close(self) {
+        if let Caller::RawMqtt(c) = self {
+            c.close().await;
+        }
+    }
+}
+
+impl Worker {
+    /// Makes one call to the target with index `target`.
+    pub async fn call(&mut self, target: usize) -> Outcome {
+        match self {
+            Worker::Grpc(w) => w.call(target).await,
+            Worker::Json(w) => w.call(target).await,
+            Worker::GrpcWeb(w) => w.call(target).await,
+            Worker::RawMqtt(w) => w.call(target).await,
+            Worker::ConnPerRequest(w) => w.call(target).await,
+        }
+    }
+}
+
+/// The outcome of a failed gRPC or gRPC-web call: the gateway's ErrorInfo
+/// reason, `TRANSPORT` when the gateway could not be reached, else the
+/// gRPC code's name.
+pub fn status_outcome(status: tonic::Status) -> Outcome {
+    let err = CallError::from(status);
+    if err.is_unreachable() {
+        Outcome::TRANSPORT
+    } else {
+        Outcome::Failed(err.reason.into())
+    }
+}
+
+/// Runs `call`, giving up with `CLIENT_TIMEOUT` at `timeout` plus
+/// [`GATEWAY_GRACE`].
+pub async fn guarded(timeout: Duration, call: impl Future<Output = Outcome>) -> Outcome {
+    tokio::time::timeout(timeout + GATEWAY_GRACE, call)
+        .await
+        .unwrap_or(Outcome::CLIENT_TIMEOUT)
+}
+
+/// Checks that the gateway at `server` answers a gRPC connection, for the
+/// modes whose own clients connect lazily.
+pub async fn probe_gateway(server: &str) -> Result<(), Setup> {
+    thingcall_cli::Client::connect(server)
+        .await
+        .map(drop)
+        .map_err(Setup::from_call)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use tonic::Code;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    #[test]
+    fn gateway_reasons_become_outcomes() {
+        let status = tonic::Status::with_error_details(
+            Code::DeadlineExceeded,
+            "no reply",
+            ErrorDetails::with_error_info("DEVICE_TIMEOUT", "thingcall", HashMap::new()),
+        );
+        assert_eq!(status_outcome(status), Outcome::DEVICE_TIMEOUT);
+        assert_eq!(
+            status_outcome(tonic::Status::not_found("x")).name(),
+            "NOT_FOUND"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let status = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(io))));
+        assert_eq!(status_outcome(status), Outcome::TRANSPORT);
+    }
+}

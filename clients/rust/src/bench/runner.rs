@@ -1,0 +1,126 @@
+//! Runs the calls: `concurrency` worker tasks each take the next call
+//! number until the count is reached or the time is up, and keep their own
+//! [`Tally`] so the hot loop takes no lock.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::modes::Caller;
+use super::tally::Tally;
+
+/// When a phase stops taking new calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Calls to start (`u64::MAX`: no limit).
+    pub calls: u64,
+    /// Time after which no new call starts; calls in flight finish (each
+    /// is bounded by its own timeout).
+    pub duration: Duration,
+}
+
+/// What one phase measured.
+#[derive(Debug)]
+pub struct Phase {
+    /// Every completed call.
+    pub tally: Tally,
+    /// From the start of the phase to the last call's completion.
+    pub window: Duration,
+}
+
+/// Shared counters of a phase.
+#[derive(Default)]
+struct Counters {
+    next: AtomicU64,
+    done: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// Runs one phase with `concurrency` workers over `targets` devices
+/// (round-robin by call number), updating `progress` every 100 ms.
+pub async fn run(
+    caller: &Caller,
+    targets: usize,
+    concurrency: u16,
+    limits: Limits,
+    progress: &ProgressBar,
+) -> Phase {
+    let counters = Arc::new(Counters::default());
+    let start = Instant::now();
+    let timer = {
+        let counters = counters.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(limits.duration).await;
+            counters.stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let ticker = {
+        let (counters, progress) = (counters.clone(), progress.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                every.tick().await;
+                progress.set_position(counters.done.load(Ordering::Relaxed));
+            }
+        })
+    };
+    let workers: Vec<_> = (0..usize::from(concurrency))
+        .map(|index| {
+            let mut worker = caller.worker(index);
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                loop {
+                    if counters.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let n = counters.next.fetch_add(1, Ordering::Relaxed);
+                    if n >= limits.calls {
+                        break;
+                    }
+                    let target = (n % targets as u64) as usize;
+                    let began = Instant::now();
+                    let outcome = worker.call(target).await;
+                    tally.record(began.elapsed(), outcome);
+                    counters.done.fetch_add(1, Ordering::Relaxed);
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for worker in workers {
+        match worker.await {
+            Ok(t) => tally.merge(t),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("bench worker: {e}"),
+        }
+    }
+    let window = start.elapsed();
+    timer.abort();
+    ticker.abort();
+    progress.set_position(counters.done.load(Ordering::Relaxed));
+    Phase { tally, window }
+}
+
+/// A progress bar on stderr for a phase of `calls` calls (a counter
+/// without a bar when unbounded), or a hidden one.
+pub fn progress_bar(show: bool, calls: u64, what: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bounded = calls != u64::MAX;
+    let bar = ProgressBar::with_draw_target(bounded.then_some(calls), ProgressDrawTarget::stderr());
+    let template = if bounded {
+        "{msg:>8} [{bar:30}] {pos}/{len} calls  {per_sec}  {elapsed}"
+    } else {
+        "{msg:>8} {spinner} {pos} calls  {per_sec}  {elapsed}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}

@@ -1,0 +1,315 @@
+//! `thingcall bench` against a real gateway with its embedded MQTT broker
+//! and demo devices, in every mode: the JSON report's shape and counts,
+//! and outcomes that must be seen (timeouts, device failures). No timing
+//! thresholds: only that figures exist and are consistent.
+
+use std::process::{Command, Output};
+
+use clap::Parser;
+use serde_json::Value;
+
+async fn gateway() -> thingcall_server::Running {
+    let cfg = thingcall_server::Config::parse_from([
+        "thingcall-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--embedded-broker-listen",
+        "127.0.0.1:0",
+        "--demo",
+        "2",
+    ]);
+    let gw = thingcall_server::start(cfg).await.expect("gateway");
+    within("connected", gw.wait_connected()).await;
+    within("demo online", gw.wait_demo_online()).await;
+    gw
+}
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(20), f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// Runs `thingcall --server URL bench --json --quiet ARGS` with the
+/// gateway's broker as --mqtt-url; returns the output.
+async fn bench(gw: &thingcall_server::Running, args: &[&str]) -> Output {
+    let (host, port) = gw.mqtt_addr.clone();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_thingcall"));
+    cmd.arg("--server")
+        .arg(format!("http://{}", gw.grpc_addr))
+        .args(["bench", "--json", "--quiet"])
+        .arg("--mqtt-url")
+        .arg(format!("mqtt://{host}:{port}"))
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    out
+}
+
+/// The one JSON object on stdout of a run that exited 0.
+fn report(out: &Output) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn assert_consistent(r: &Value) {
+    let l = &r["latency_us"];
+    let p = |k: &str| {
+        l[k].as_u64()
+            .unwrap_or_else(|| panic!("latency_us.{k} in {r}"))
+    };
+    assert!(p("p50") <= p("p90"), "{r}");
+    assert!(p("p90") <= p("p99"), "{r}");
+    assert!(p("p99") <= p("p999"), "{r}");
+    assert!(p("p999") <= p("max"), "{r}");
+    let sum: u64 = r["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, r["count"].as_u64().unwrap(), "{r}");
+    assert_eq!(
+        r["errors"].as_u64().unwrap(),
+        sum - r["outcomes"]["ok"].as_u64().unwrap(),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mode_completes_its_calls() {
+    let gw = gateway().await;
+    // Twice over, so a run reusing the previous run's correlation ids (the
+    // devices drop ids they have already run) would show.
+    let modes = ["grpc", "json", "grpc-web", "raw-mqtt", "conn-per-request"];
+    for mode in modes.into_iter().chain(modes) {
+        let out = bench(
+            &gw,
+            &[
+                "--mode",
+                mode,
+                "--count",
+                "200",
+                "--concurrency",
+                "8",
+                "--targets",
+                "demo-1,demo-2",
+                "--label",
+                "test",
+            ],
+        )
+        .await;
+        let r = report(&out);
+        assert_eq!(r["mode"], mode, "{r}");
+        assert_eq!(r["count"], 200, "{mode}: {r}");
+        assert_eq!(r["outcomes"]["ok"], 200, "{mode}: {r}");
+        assert_eq!(r["errors"], 0, "{mode}: {r}");
+        assert_eq!(r["concurrency"], 8, "{r}");
+        assert_eq!(r["targets"], 2, "{r}");
+        assert_eq!(r["method"], "echo", "{r}");
+        assert_eq!(r["payload_bytes"], 16, "{r}");
+        assert_eq!(r["label"], "test", "{r}");
+        assert!(r["throughput_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["duration_s"].as_f64().unwrap() > 0.0, "{r}");
+        let mqtt = mode.ends_with("mqtt") || mode == "conn-per-request";
+        assert_eq!(r["qos"].is_null(), !mqtt, "{r}");
+        assert_consistent(&r);
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_counted_by_reason() {
+    let gw = gateway().await;
+
+    // An unknown device: the gateway calls it and waits out the deadline.
+    let r = report(
+        &bench(
+            &gw,
+            &["--targets", "nobody", "--timeout", "200ms", "--count", "5"],
+        )
+        .await,
+    );
+    assert_eq!(r["count"], 5, "{r}");
+    assert_eq!(r["outcomes"]["DEVICE_TIMEOUT"], 5, "{r}");
+    assert_eq!(r["outcomes"]["ok"], 0, "{r}");
+    assert_eq!(r["errors"], 5, "{r}");
+    assert_consistent(&r);
+
+    // The same without the gateway.
+    let r = report(
+        &bench(
+            &gw,
+            &[
+                "--mode",
+                "raw-mqtt",
+                "--targets",
+                "nobody",
+                "--timeout",
+                "200ms",
+                "--count",
+                "3",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(r["outcomes"]["DEVICE_TIMEOUT"], 3, "{r}");
+
+    // A device-reported failure, in a gateway mode and an MQTT mode; the
+    // default targets (demo-*) are resolved through the gateway.
+    for mode in ["grpc", "json", "conn-per-request"] {
+        let r = report(
+            &bench(
+                &gw,
+                &[
+                    "--mode", mode, "--method", "fail", "--count", "10", "-c", "2",
+                ],
+            )
+            .await,
+        );
+        assert_eq!(r["outcomes"]["DEVICE_STATUS_500"], 10, "{mode}: {r}");
+        assert_eq!(r["targets"], 2, "{r}");
+        assert_eq!(r["errors"], 10, "{r}");
+        assert_consistent(&r);
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmup_duration_and_process_figures() {
+    let gw = gateway().await;
+    let me = std::process::id().to_string();
+    let r = report(
+        &bench(
+            &gw,
+            &[
+                "--targets",
+                "demo-{1..2}",
+                "--warmup",
+                "20",
+                "--duration",
+                "300ms",
+                "--gateway-pid",
+                &me,
+                "--broker-pid",
+                &me,
+            ],
+        )
+        .await,
+    );
+    assert_eq!(r["warmup"], 20, "{r}");
+    assert!(r["count"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["cpu_s"]["gateway"].as_f64().unwrap() >= 0.0, "{r}");
+    assert!(r["cpu_s"]["broker"].is_number(), "{r}");
+    assert!(r["gateway_peak_rss_kib"].as_u64().unwrap() > 0, "{r}");
+    assert_consistent(&r);
+
+    // Without --json: a table, and still exit 0.
+    let (host, port) = gw.mqtt_addr.clone();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_thingcall"));
+    cmd.arg("--server")
+        .arg(format!("http://{}", gw.grpc_addr))
+        .args(["bench", "--quiet", "--count", "4", "--mode", "raw-mqtt"])
+        .arg("--mqtt-url")
+        .arg(format!("mqtt://{host}:{port}"));
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("throughput") && table.contains("ok 4"),
+        "{table}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_and_bad_usage() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = |args: Vec<String>| async move {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_thingcall"));
+        cmd.args(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let server = format!("http://127.0.0.1:{port}");
+    let mqtt = format!("mqtt://127.0.0.1:{port}");
+    for mode in ["grpc", "json", "grpc-web"] {
+        let args = [
+            "--server",
+            &server,
+            "bench",
+            "--quiet",
+            "--targets",
+            "d1",
+            "--mode",
+            mode,
+        ];
+        let out = run(args.iter().map(|s| s.to_string()).collect()).await;
+        assert_eq!(out.status.code(), Some(69), "{mode}");
+    }
+    for mode in ["raw-mqtt", "conn-per-request"] {
+        let args = [
+            "bench",
+            "--quiet",
+            "--targets",
+            "d1",
+            "--mqtt-url",
+            &mqtt,
+            "--mode",
+            mode,
+        ];
+        let out = run(args.iter().map(|s| s.to_string()).collect()).await;
+        assert_eq!(
+            out.status.code(),
+            Some(69),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A glob needs the gateway even for the MQTT modes.
+    let args = [
+        "--server",
+        &server,
+        "bench",
+        "--mode",
+        "raw-mqtt",
+        "--targets",
+        "demo-*",
+    ];
+    let out = run(args.iter().map(|s| s.to_string()).collect()).await;
+    assert_eq!(out.status.code(), Some(69));
+    for bad in [
+        vec!["bench", "--mode", "nope"],
+        vec!["bench", "--targets", "a/b"],
+        vec!["bench", "--method", ""],
+        vec!["bench", "--targets", "d", "--gateway-pid", "4294967295"],
+        vec![
+            "bench",
+            "--targets",
+            "d",
+            "--mode",
+            "raw-mqtt",
+            "--mqtt-ca",
+            "/nonexistent.pem",
+        ],
+    ] {
+        let out = run(bad.iter().map(|s| s.to_string()).collect()).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
