@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark: one Mosquitto (plain and TLS listeners,
+# set_tcp_nodelay, certificates made for the run), one simulator, gateways,
+# and every leg of the matrix back to back, so ratios compare like with like.
+# Writes bench/results/latest.json and regenerates BENCHMARKS.md.
+#
+#   bench/run.sh           full run (about 5 minutes on 2 cores)
+#   bench/run.sh --smoke   a few seconds per leg: proves the harness, judges nothing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+smoke=0
+[ "${1:-}" = "--smoke" ] && smoke=1
+
+if [ $smoke = 1 ]; then
+  leg_time=2s; devices=20; slow_calls=500; presence_devices=500
+else
+  leg_time=10s; devices=50; slow_calls=10000; presence_devices=19500
+fi
+payload=64
+
+cargo build --release -q -p thingcall-server -p thingcall-cli -p thingcall-device-sim
+bin=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+# --- broker ------------------------------------------------------------
+# A throwaway CA and a server certificate for 127.0.0.1 signed by it.
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+openssl req -x509 "${ec[@]}" -days 1 -subj /CN=thingcall-bench-ca -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req "${ec[@]}" -subj /CN=127.0.0.1 -keyout "$work/key.pem" -out "$work/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$work/ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+  -days 1 -extfile "$work/ext" -out "$work/server.pem" 2>/dev/null
+# Mosquitto started as root drops to its own user: let it read its files.
+chmod 755 "$work"; chmod 644 "$work"/*.pem
+mqtt=$(free_port); mqtts=$(free_port)
+cat >"$work/mosquitto.conf" <<CONF
+listener $mqtt 127.0.0.1
+listener $mqtts 127.0.0.1
+cafile $work/ca.pem
+certfile $work/server.pem
+keyfile $work/key.pem
+allow_anonymous true
+set_tcp_nodelay true
+persistence false
+max_queued_messages 0
+max_inflight_messages 0
+max_packet_size 1048576
+log_dest none
+CONF
+mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+"$mosquitto_bin" -c "$work/mosquitto.conf" &
+broker=$!; pids+=("$broker")
+wait_port "$mqtt"; wait_port "$mqtts"
+
+# --- devices -----------------------------------------------------------
+"$bin/thingcall-sim" --mqtt-url "mqtt://127.0.0.1:$mqtt" --devices "$devices" --id-prefix bench- >"$work/sim.log" 2>&1 &
+pids+=("$!")
+
+# --- gateways (one per configuration: plain QoS 1, plain QoS 0, TLS) -----
+start_gateway() { # name, extra args...
+  local name=$1; shift
+  local port; port=$(free_port)
+  RUST_LOG=warn "$bin/thingcall-server" --listen "127.0.0.1:$port" --gateway-id "bench-$name" "$@" >"$work/gw-$name.log" 2>&1 &
+  local pid=$!; pids+=("$pid")
+  wait_port "$port"
+  eval "gw_${name}_port=$port gw_${name}_pid=$pid"
+}
+start_gateway q1 --mqtt-url "mqtt://127.0.0.1:$mqtt" --qos 1
+start_gateway q0 --mqtt-url "mqtt://127.0.0.1:$mqtt" --qos 0
+start_gateway tls --mqtt-url "mqtts://127.0.0.1:$mqtts" --mqtt-ca "$work/ca.pem" --qos 1
+
+targets="bench-{1..$devices}"
+until "$bin/thingcall" --server "http://127.0.0.1:$gw_q1_port" devices 'bench-*' 2>/dev/null | grep -c ' yes ' | grep -qx "$devices"; do sleep 0.2; done
+log "broker, $devices devices and 3 gateways up"
+
+results="$work/legs.jsonl"
+: >"$results"
+leg() { # label, bench args... (one JSON object per leg)
+  local label=$1; shift
+  log "$label"
+  "$bin/thingcall" bench --json --quiet --label "$label" --duration "$leg_time" --count 100000000 \
+    --payload-bytes "$payload" --method echo --broker-pid "$broker" "$@" >>"$results"
+}
+grpc_q1=(--server "http://127.0.0.1:$gw_q1_port" --gateway-pid "$gw_q1_pid" --targets "$targets")
+grpc_q0=(--server "http://127.0.0.1:$gw_q0_port" --gateway-pid "$gw_q0_pid" --targets "$targets")
+raw=(--mqtt-url "mqtt://127.0.0.1:$mqtt" --targets "$targets")
+
+for c in 1 16 256; do
+  leg "raw-mqtt qos1 c$c" --mode raw-mqtt --qos 1 --concurrency "$c" "${raw[@]}"
+  leg "grpc qos1 c$c" --mode grpc --concurrency "$c" "${grpc_q1[@]}"
+  leg "raw-mqtt qos0 c$c" --mode raw-mqtt --qos 0 --concurrency "$c" "${raw[@]}"
+  leg "grpc qos0 c$c" --mode grpc --concurrency "$c" "${grpc_q0[@]}"
+done
+leg "json qos1 c16" --mode json --concurrency 16 "${grpc_q1[@]}"
+leg "grpc-web qos1 c16" --mode grpc-web --concurrency 16 "${grpc_q1[@]}"
+leg "conn-per-request tls c1" --mode conn-per-request --tls --mqtt-ca "$work/ca.pem" --qos 1 --concurrency 1 \
+  --mqtt-url "mqtts://127.0.0.1:$mqtts" --targets "$targets"
+leg "grpc tls c1" --mode grpc --concurrency 1 --server "http://127.0.0.1:$gw_tls_port" --gateway-pid "$gw_tls_pid" --targets "$targets"
+
+# --- memory: calls in flight to slow devices on a fresh gateway -----------
+"$bin/thingcall-sim" --mqtt-url "mqtt://127.0.0.1:$mqtt" --devices 100 --id-prefix slow- --latency 4s >"$work/slow.log" 2>&1 &
+pids+=("$!")
+start_gateway mem --mqtt-url "mqtt://127.0.0.1:$mqtt" --qos 1 --max-in-flight 100000
+until "$bin/thingcall" --server "http://127.0.0.1:$gw_mem_port" devices 'slow-*' 2>/dev/null | grep -c ' yes ' | grep -qx 100; do sleep 0.2; done
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+"$bin/thingcall" --server "http://127.0.0.1:$gw_mem_port" invoke slow-1 echo --payload warm >/dev/null
+mem_base=$(rss "$gw_mem_pid")
+log "memory: $slow_calls calls in flight"
+"$bin/thingcall" bench --json --quiet --label "memory c$slow_calls" --mode grpc --concurrency "$slow_calls" --count "$slow_calls" \
+  --timeout 60s --duration 120s --payload-bytes "$payload" --method echo --targets "slow-{1..100}" \
+  --server "http://127.0.0.1:$gw_mem_port" --gateway-pid "$gw_mem_pid" >>"$results"
+mem_peak=$(awk '/^VmHWM/ {print $2}' "/proc/$gw_mem_pid/status")
+
+# --- presence: many devices online, one fresh gateway --------------------
+start_gateway presence --mqtt-url "mqtt://127.0.0.1:$mqtt" --qos 1
+pres_base=$(rss "$gw_presence_pid")
+log "presence: $presence_devices devices"
+"$bin/thingcall-sim" --mqtt-url "mqtt://127.0.0.1:$mqtt" --devices "$presence_devices" --id-prefix p- >"$work/presence.log" 2>&1 &
+pids+=("$!")
+until [ "$("$bin/thingcall" --server "http://127.0.0.1:$gw_presence_port" devices 'p-*' 2>/dev/null | grep -c ' yes ')" = "$presence_devices" ]; do sleep 0.5; done
+pres_rss=$(rss "$gw_presence_pid")
+t0=$(date +%s%N)
+"$bin/thingcall" --server "http://127.0.0.1:$gw_presence_port" devices 'p-*' --json >/dev/null
+list_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+
+python3 bench/report.py "$results" \
+  --memory "$slow_calls" "$mem_base" "$mem_peak" \
+  --presence "$presence_devices" "$pres_base" "$pres_rss" "$list_ms" \
+  --smoke "$smoke" --leg-time "$leg_time" --payload "$payload" --devices "$devices"
