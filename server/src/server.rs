@@ -281,6 +281,28 @@ impl Running {
     }
 }
 
+/// A gateway with its embedded broker on free loopback ports and `devices`
+/// demo devices (plus `Device001`), returned once all are online: for tests
+/// and programs that embed a whole thingcall.
+#[cfg(feature = "embedded-broker")]
+pub async fn start_local_demo(devices: u32) -> anyhow::Result<Running> {
+    use clap::Parser;
+    let demo = devices.to_string();
+    let config = Config::try_parse_from([
+        "thingcall-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--embedded-broker-listen",
+        "127.0.0.1:0",
+        "--demo",
+        &demo,
+    ])?;
+    let running = start(config).await?;
+    running.wait_connected().await;
+    running.wait_demo_online().await;
+    Ok(running)
+}
+
 /// Runs until `shutdown` resolves, then stops cleanly.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let running = start(config).await?;

@@ -4,26 +4,15 @@
 
 use std::process::{Command, Output};
 
-use clap::Parser;
 use thingcall_cli::proto::{device_event::Kind, InvokeRequest};
 use thingcall_cli::Client;
 use thingcall_device_sim::{spawn_device, standard_methods, DeviceOptions};
 use tokio_stream::StreamExt;
 
 async fn gateway() -> thingcall_server::Running {
-    let cfg = thingcall_server::Config::parse_from([
-        "thingcall-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--embedded-broker-listen",
-        "127.0.0.1:0",
-        "--demo",
-        "2",
-    ]);
-    let gw = thingcall_server::start(cfg).await.expect("gateway");
-    within("connected", gw.wait_connected()).await;
-    within("demo online", gw.wait_demo_online()).await;
-    gw
+    within("demo gateway", thingcall_server::start_local_demo(2))
+        .await
+        .expect("gateway")
 }
 
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {

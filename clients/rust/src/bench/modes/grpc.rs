@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use thingcall_cli::proto::InvokeRequest;
 use thingcall_cli::{endpoint, CallError, Client};
 
-use super::{guarded, status_outcome, CallSpec};
+use super::{guarded, invoke_request, status_outcome, CallSpec};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -70,13 +69,7 @@ impl Worker {
     /// One Invoke.
     pub async fn call(&mut self, target: usize) -> Outcome {
         let spec = &self.spec;
-        let req = InvokeRequest {
-            target: spec.targets[target].clone(),
-            method: spec.method.clone(),
-            payload: spec.payload.clone(),
-            timeout: Some(self.timeout),
-            ..Default::default()
-        };
+        let req = invoke_request(spec, target, self.timeout);
         let client = &mut self.client;
         guarded(spec.timeout, async move {
             match client.raw().invoke(req).await {

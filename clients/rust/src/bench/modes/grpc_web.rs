@@ -8,10 +8,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use thingcall_cli::proto::device_gateway_client::DeviceGatewayClient;
-use thingcall_cli::proto::InvokeRequest;
 use tonic_web::{GrpcWebCall, GrpcWebClientService};
 
-use super::{guarded, probe_gateway, status_outcome, CallSpec};
+use super::{guarded, invoke_request, probe_gateway, status_outcome, CallSpec};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -71,13 +70,7 @@ impl Worker {
     /// One Invoke.
     pub async fn call(&mut self, target: usize) -> Outcome {
         let spec = &self.spec;
-        let req = InvokeRequest {
-            target: spec.targets[target].clone(),
-            method: spec.method.clone(),
-            payload: spec.payload.clone(),
-            timeout: Some(self.timeout),
-            ..Default::default()
-        };
+        let req = invoke_request(spec, target, self.timeout);
         let client = &mut self.client;
         guarded(spec.timeout, async move {
             match client.invoke(req).await {

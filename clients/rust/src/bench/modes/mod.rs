@@ -135,6 +135,21 @@ impl Worker {
     }
 }
 
+/// The Invoke request of one call to target number `target` (gRPC and gRPC-web).
+pub fn invoke_request(
+    spec: &CallSpec,
+    target: usize,
+    timeout: prost_types::Duration,
+) -> thingcall_cli::proto::InvokeRequest {
+    thingcall_cli::proto::InvokeRequest {
+        target: spec.targets[target].clone(),
+        method: spec.method.clone(),
+        payload: spec.payload.clone(),
+        timeout: Some(timeout),
+        ..Default::default()
+    }
+}
+
 /// The outcome of a failed gRPC or gRPC-web call: the gateway's ErrorInfo
 /// reason, `TRANSPORT` when the gateway could not be reached, else the
 /// gRPC code's name.
