@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use crate::handlers::{Reply, Request};
-use crate::serve::{inject_failure, run_guarded, INJECTED};
+use crate::serve::{accepting_topic, inject_failure, run_guarded, INJECTED};
 use crate::session::{Conn, Ctl};
 
 /// The AWS sample device's answer to any request: `Your request was
@@ -46,12 +46,7 @@ struct AckTo {
 pub(crate) fn on_request(conn: &Arc<Conn>, publish: Publish, tasks: &mut JoinSet<()>) {
     let shared = &conn.shared;
     let id = shared.opts.id.as_str();
-    if conn.stopping.load(Ordering::Relaxed) {
-        debug!(device = id, "stopping: request ignored");
-        return;
-    }
-    let Ok(topic) = std::str::from_utf8(&publish.topic) else {
-        debug!(device = id, "request topic is not UTF-8");
+    let Some(topic) = accepting_topic(conn, &publish.topic) else {
         return;
     };
     let parts = match parse_seed_request(topic) {

@@ -41,12 +41,7 @@ struct ReplyTo {
 pub(crate) fn on_request(conn: &Arc<Conn>, publish: Publish, tasks: &mut JoinSet<()>) {
     let shared = &conn.shared;
     let id = shared.opts.id.as_str();
-    if conn.stopping.load(Ordering::Relaxed) {
-        debug!(device = id, "stopping: request ignored");
-        return;
-    }
-    let Ok(topic) = std::str::from_utf8(&publish.topic) else {
-        debug!(device = id, "request topic is not UTF-8");
+    let Some(topic) = accepting_topic(conn, &publish.topic) else {
         return;
     };
     let method = match shared.opts.topics.parse_device(topic) {
@@ -99,6 +94,21 @@ pub(crate) fn on_request(conn: &Arc<Conn>, publish: Publish, tasks: &mut JoinSet
         qos: publish.qos,
     };
     tasks.spawn(serve(conn.clone(), request, to));
+}
+
+/// The topic of an incoming publish as text, unless the device is stopping or the
+/// topic is not UTF-8 (both contracts drop those before anything else).
+pub(crate) fn accepting_topic<'a>(conn: &Conn, topic: &'a [u8]) -> Option<&'a str> {
+    let id = conn.shared.opts.id.as_str();
+    if conn.stopping.load(Ordering::Relaxed) {
+        debug!(device = id, "stopping: request ignored");
+        return None;
+    }
+    let topic = std::str::from_utf8(topic).ok();
+    if topic.is_none() {
+        debug!(device = id, "request topic is not UTF-8");
+    }
+    topic
 }
 
 /// Runs one accepted request to its final reply.

@@ -9,8 +9,10 @@ use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::MqttOptions;
 use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
+
+use super::modes::CallSpec;
 use thingcall_proto::wire::{
-    user_property, PROP_DEADLINE, PROP_STAGE, PROP_STATUS, STAGE_ACCEPTED,
+    user_property, Topics, PROP_DEADLINE, PROP_STAGE, PROP_STATUS, STAGE_ACCEPTED,
 };
 
 /// The MQTT packet limit both ways, as the gateway raises its own.
@@ -142,6 +144,21 @@ pub struct Requests {
 }
 
 impl Requests {
+    /// What every call of `spec` sends, under `topics`, at `qos` (0 or 1).
+    pub fn new(topics: &Topics, spec: &CallSpec, qos: u8) -> Self {
+        Self {
+            topics: spec
+                .targets
+                .iter()
+                .map(|t| topics.request(t, &spec.method))
+                .collect(),
+            payload: spec.payload.clone(),
+            qos: self::qos(qos),
+            timeout: spec.timeout,
+            expiry_secs: expiry_secs(spec.timeout),
+        }
+    }
+
     /// The properties of one request: reply address, correlation id,
     /// expiry and the `deadline` user property.
     pub fn properties(&self, response_topic: String, correlation: u128) -> PublishProperties {

@@ -14,7 +14,7 @@ use rumqttc::Outgoing;
 use thingcall_proto::wire::Topics;
 
 use super::{CallSpec, MqttSetup};
-use crate::bench::mqtt::{self, expiry_secs, parse_reply, Broker, Reply, Requests};
+use crate::bench::mqtt::{parse_reply, Broker, Reply, Requests};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -56,17 +56,7 @@ impl ConnPerRequest {
             id_prefix: format!("bench-{}-", &id[..12]),
             nonce: uuid.as_u64_pair().1,
             next: AtomicU64::new(0),
-            requests: Requests {
-                topics: spec
-                    .targets
-                    .iter()
-                    .map(|t| topics.request(t, &spec.method))
-                    .collect(),
-                payload: spec.payload.clone(),
-                qos: mqtt::qos(mqtt.qos),
-                timeout: spec.timeout,
-                expiry_secs: expiry_secs(spec.timeout),
-            },
+            requests: Requests::new(&topics, &spec, mqtt.qos),
             targets: spec.targets.clone(),
             broker: mqtt.broker,
             topics,

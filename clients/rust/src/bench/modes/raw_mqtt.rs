@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{CallSpec, MqttSetup};
-use crate::bench::mqtt::{self, expiry_secs, parse_reply, Reply, Requests};
+use crate::bench::mqtt::{parse_reply, Reply, Requests};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -71,17 +71,7 @@ impl RawMqtt {
             pending: Mutex::new(HashMap::new()),
             nonce: id.as_u64_pair().0,
             next: AtomicU64::new(0),
-            requests: Requests {
-                topics: spec
-                    .targets
-                    .iter()
-                    .map(|t| topics.request(t, &spec.method))
-                    .collect(),
-                payload: spec.payload.clone(),
-                qos: mqtt::qos(mqtt.qos),
-                timeout: spec.timeout,
-                expiry_secs: expiry_secs(spec.timeout),
-            },
+            requests: Requests::new(&topics, &spec, mqtt.qos),
             reply_topics: spec
                 .targets
                 .iter()
