@@ -81,6 +81,9 @@ pub struct Gateway {
     pub(crate) connected: watch::Sender<bool>,
     /// Counters of dropped replies.
     pub drops: DropCounters,
+    /// Connections lost or refused (including failed connects), so a test or
+    /// an operator can tell "still connecting" from "connecting fails".
+    pub(crate) connection_failures: AtomicU64,
 }
 
 /// Removes a call whose caller went away (future dropped) before it ended.
@@ -110,6 +113,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             connected: watch::channel(false).0,
             drops: DropCounters::default(),
+            connection_failures: AtomicU64::new(0),
             client,
             cfg,
         }
@@ -133,6 +137,11 @@ impl Gateway {
     /// Follows the MQTT session state (true once subscriptions are in place).
     pub fn connected(&self) -> watch::Receiver<bool> {
         self.connected.subscribe()
+    }
+
+    /// MQTT connections lost or refused since start.
+    pub fn connection_failures(&self) -> u64 {
+        self.connection_failures.load(Ordering::Relaxed)
     }
 
     /// Calls in flight.

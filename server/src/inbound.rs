@@ -135,7 +135,9 @@ impl crate::mqtt::Incoming for Gateway {
         self.connected.send_replace(true);
     }
 
-    fn on_lost(&self, _why: &str) {
+    fn on_lost(&self, why: &str) {
+        tracing::debug!(why, "MQTT session down");
+        self.connection_failures.fetch_add(1, Ordering::Relaxed);
         self.calls.set_connected(false);
         self.connected.send_replace(false);
     }

@@ -297,6 +297,7 @@ pub async fn start_local_demo(devices: u32) -> anyhow::Result<Running> {
         "--demo",
         &demo,
     ])?;
+    config.validate().map_err(anyhow::Error::msg)?;
     let running = start(config).await?;
     running.wait_connected().await;
     running.wait_demo_online().await;

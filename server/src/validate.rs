@@ -139,7 +139,7 @@ fn metadata(req: &InvokeRequest) -> Result<(), Error> {
                 "metadata key {k:?} must be 1-{MAX_METADATA_KEY} bytes without control characters"
             )));
         }
-        if RESERVED_METADATA.contains(&k.to_ascii_lowercase().as_str()) {
+        if RESERVED_METADATA.iter().any(|r| r.eq_ignore_ascii_case(k)) {
             return Err(Error::invalid(format!(
                 "metadata key {k:?} is reserved by the gateway"
             )));

@@ -3,25 +3,18 @@
 
 mod common;
 
-use clap::Parser;
 use common::{req, soon};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_gateway_with_embedded_broker_answers() {
-    let cfg = thingcall_server::Config::parse_from([
-        "thingcall-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--embedded-broker-listen",
-        "127.0.0.1:0",
-        "--demo",
-        "3",
-    ]);
-    cfg.validate().unwrap();
-    let gw = thingcall_server::start(cfg).await.expect("starts");
-    soon("connected", gw.wait_connected()).await;
-    soon("demo devices online", gw.wait_demo_online()).await;
+    // The same flags as the README's first command, on free ports.
+    let gw = soon(
+        "demo gateway up, devices online",
+        thingcall_server::start_local_demo(3),
+    )
+    .await
+    .expect("starts");
     let mut c = DeviceGatewayClient::connect(format!("http://{}", gw.grpc_addr))
         .await
         .unwrap();

@@ -51,6 +51,14 @@ async fn untrusted_broker_certificate_is_refused() {
     let gw = thingcall_server::start(cfg)
         .await
         .expect("gateway starts; the session keeps retrying");
+    // Wait for a connect attempt to have failed, so "not connected" below
+    // means "refused", not "not tried yet".
+    soon("a refused TLS handshake", async {
+        while gw.gateway.connection_failures() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
     let mut c = DeviceGatewayClient::connect(format!("http://{}", gw.grpc_addr))
         .await
         .unwrap();

@@ -3,21 +3,12 @@
 //! and outcomes that must be seen (timeouts, device failures). No timing
 //! thresholds: only that figures exist and are consistent.
 
+mod common;
+
+use common::gateway;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-async fn gateway() -> thingcall_server::Running {
-    within("demo gateway", thingcall_server::start_local_demo(2))
-        .await
-        .expect("gateway")
-}
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(std::time::Duration::from_secs(20), f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
 
 /// Runs `thingcall --server URL bench --json --quiet ARGS` with the
 /// gateway's broker as --mqtt-url; returns the output.

@@ -2,24 +2,15 @@
 //! its embedded MQTT broker and simulated devices: exact stdout, one stderr
 //! line per error reason, and the documented exit codes.
 
+mod common;
+
+use common::{gateway, within};
 use std::process::{Command, Output};
 
 use thingcall_cli::proto::{device_event::Kind, InvokeRequest};
 use thingcall_cli::Client;
 use thingcall_device_sim::{spawn_device, standard_methods, DeviceOptions};
 use tokio_stream::StreamExt;
-
-async fn gateway() -> thingcall_server::Running {
-    within("demo gateway", thingcall_server::start_local_demo(2))
-        .await
-        .expect("gateway")
-}
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(std::time::Duration::from_secs(20), f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
 
 async fn thingcall(server: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_thingcall"));

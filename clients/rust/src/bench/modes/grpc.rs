@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use thingcall_cli::{endpoint, CallError, Client};
 
-use super::{guarded, invoke_request, status_outcome, CallSpec};
+use super::{guarded, invoke_outcome, invoke_request, CallSpec};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -72,10 +72,7 @@ impl Worker {
         let req = invoke_request(spec, target, self.timeout);
         let client = &mut self.client;
         guarded(spec.timeout, async move {
-            match client.raw().invoke(req).await {
-                Ok(reply) => Outcome::from_device_status(reply.get_ref().status),
-                Err(status) => status_outcome(status),
-            }
+            invoke_outcome(client.raw().invoke(req).await)
         })
         .await
     }

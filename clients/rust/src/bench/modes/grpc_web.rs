@@ -10,7 +10,7 @@ use hyper_util::rt::TokioExecutor;
 use thingcall_cli::proto::device_gateway_client::DeviceGatewayClient;
 use tonic_web::{GrpcWebCall, GrpcWebClientService};
 
-use super::{guarded, invoke_request, probe_gateway, status_outcome, CallSpec};
+use super::{guarded, invoke_outcome, invoke_request, probe_gateway, CallSpec};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -73,10 +73,7 @@ impl Worker {
         let req = invoke_request(spec, target, self.timeout);
         let client = &mut self.client;
         guarded(spec.timeout, async move {
-            match client.invoke(req).await {
-                Ok(reply) => Outcome::from_device_status(reply.get_ref().status),
-                Err(status) => status_outcome(status),
-            }
+            invoke_outcome(client.invoke(req).await)
         })
         .await
     }

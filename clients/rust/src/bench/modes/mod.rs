@@ -150,6 +150,16 @@ pub fn invoke_request(
     }
 }
 
+/// The outcome of a gRPC or gRPC-web Invoke.
+pub fn invoke_outcome(
+    result: Result<tonic::Response<thingcall_cli::proto::InvokeResponse>, tonic::Status>,
+) -> Outcome {
+    match result {
+        Ok(reply) => Outcome::from_device_status(reply.get_ref().status),
+        Err(status) => status_outcome(status),
+    }
+}
+
 /// The outcome of a failed gRPC or gRPC-web call: the gateway's ErrorInfo
 /// reason, `TRANSPORT` when the gateway could not be reached, else the
 /// gRPC code's name.
