@@ -168,8 +168,13 @@ impl Gateway {
         if self.draining.load(Ordering::Relaxed) {
             return Err(Error::ShuttingDown);
         }
-        self.await_reachable(&req.target, &req.method, limits.connect_deadline)
-            .await?;
+        let now = self.registry.read().reachability(&req.target, &req.method);
+        if !matches!(now, Reachability::Unknown | Reachability::Online) {
+            // Boxed: the rare wait for a device stays out of every call's
+            // future, which lives as long as the call.
+            Box::pin(self.await_reachable(&req.target, &req.method, limits.connect_deadline))
+                .await?;
+        }
 
         let id = uuid::Uuid::new_v4().as_u128();
         let mut rx = self.calls.insert(id, &req.target)?;
@@ -188,11 +193,7 @@ impl Gateway {
                 Err(Error::DeviceOffline(req.target.clone())),
             );
         }
-        if self
-            .publish_request(&req, limits.contract, id, limits.deadline)
-            .await
-            .is_err()
-        {
+        if !self.publish_request(&req, limits.contract, id, limits.deadline) {
             return self.finish(&req, id, received, Err(Error::BrokerUnavailable));
         }
         let result: Completion =
@@ -243,16 +244,20 @@ impl Gateway {
         })
     }
 
-    async fn publish_request(
+    /// Queues the request for the session task without waiting: the queue
+    /// holds more than the call table admits, so it is full only when the
+    /// session is stuck, and then the answer is `BROKER_UNAVAILABLE` now.
+    /// Returns whether the request was queued.
+    fn publish_request(
         &self,
         req: &InvokeRequest,
         contract: Contract,
         id: CallId,
         deadline: Instant,
-    ) -> Result<(), rumqttc::v5::ClientError> {
+    ) -> bool {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if contract == Contract::Seed {
-            return self.publish_seed_request(req, id, remaining).await;
+            return self.publish_seed_request(req, id, remaining);
         }
         let deadline_ms = unix_ms(SystemTime::now() + remaining);
         let mut user_properties = Vec::with_capacity(2 + req.metadata.len());
@@ -276,24 +281,19 @@ impl Gateway {
             ..Default::default()
         };
         self.client
-            .publish_with_properties(
+            .try_publish_with_properties(
                 self.topics.request(&req.target, &req.method),
                 self.cfg.qos,
                 false,
                 req.payload.clone(),
                 props,
             )
-            .await
+            .is_ok()
     }
 
     /// The AWS sample's request: its topic layout and JSON body, the
     /// correlation id as `m_id`. MQTT 5 brokers still enforce the expiry.
-    async fn publish_seed_request(
-        &self,
-        req: &InvokeRequest,
-        id: CallId,
-        remaining: Duration,
-    ) -> Result<(), rumqttc::v5::ClientError> {
+    fn publish_seed_request(&self, req: &InvokeRequest, id: CallId, remaining: Duration) -> bool {
         let m_id = uuid::Uuid::from_u128(id).to_string();
         let body = SeedRequest {
             timestamp: unix_ms(SystemTime::now()).to_string(),
@@ -308,14 +308,14 @@ impl Gateway {
             ..Default::default()
         };
         self.client
-            .publish_with_properties(
+            .try_publish_with_properties(
                 self.seed.request(&req.target, &req.method, &m_id),
                 self.cfg.qos,
                 false,
                 payload,
                 props,
             )
-            .await
+            .is_ok()
     }
 
     /// Waits (up to `connect_deadline`) until the device may be called.

@@ -110,6 +110,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         subscriptions: Vec::new(),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_secs(5),
+        // Every call in flight, plus room for subscribes and acks.
+        request_queue: config.max_in_flight.saturating_add(64),
     };
     let (client, eventloop) = new_session(&settings);
     let gateway = Arc::new(Gateway::new(core_cfg, client.clone()));

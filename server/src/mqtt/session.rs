@@ -44,13 +44,28 @@ pub struct SessionSettings {
     pub max_packet_size: u32,
     /// Keep-alive interval.
     pub keep_alive: Duration,
-    /// Filters (re)subscribed on every connect, all QoS 1.
+    /// Filters (re)subscribed on every connect, all at QoS 0: see
+    /// [`SUBSCRIPTION_QOS`].
     pub subscriptions: Vec<String>,
     /// First reconnect delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     /// Largest reconnect delay.
     pub max_backoff: Duration,
+    /// Requests the channel to the session task holds. Calls queue their
+    /// publish without waiting, so this is above the call limit: full means
+    /// the session is stuck, not busy. The channel grows only as it fills.
+    pub request_queue: usize,
 }
+
+/// QoS of the gateway's own subscriptions (replies, acks, presence).
+///
+/// QoS 1 would buy nothing here: the session starts clean, so nothing the
+/// broker holds for us survives a disconnect anyway, and on a live TCP
+/// connection QoS 0 loses nothing. It would cost a PUBACK per reply and put
+/// replies under the broker's per-client in-flight limit (Mosquitto's
+/// default `max_inflight_messages` is 20), which caps the calls that can
+/// complete at once. Requests keep the QoS set by `--qos`.
+pub const SUBSCRIPTION_QOS: QoS = QoS::AtMostOnce;
 
 /// Builds the client callers publish through and the event loop that
 /// [`spawn_session`] drives; nothing connects until the loop is polled.
@@ -77,8 +92,7 @@ pub fn new_session(settings: &SessionSettings) -> (AsyncClient, EventLoop) {
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     opts.set_network_options(net);
-    // Room for a burst of calls without making callers wait on the channel.
-    AsyncClient::new(opts, 4096)
+    AsyncClient::new(opts, settings.request_queue)
 }
 
 /// Starts the session task; it ends when `stop` turns true.
@@ -114,7 +128,7 @@ async fn run(
                 let filters = settings
                     .subscriptions
                     .iter()
-                    .map(|f| Filter::new(f.clone(), QoS::AtLeastOnce));
+                    .map(|f| Filter::new(f.clone(), SUBSCRIPTION_QOS));
                 if let Err(e) = client.try_subscribe_many(filters) {
                     tracing::warn!(error = %e, "could not queue subscriptions");
                 }

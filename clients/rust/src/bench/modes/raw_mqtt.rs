@@ -21,6 +21,9 @@ use crate::bench::mqtt::{parse_reply, Reply, Requests};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
+/// The floor subscribes to its replies the way the gateway does (QoS 0 on a
+/// clean session), so the two legs differ only by the gateway.
+const REPLY_QOS: QoS = QoS::AtMostOnce;
 /// Longest wait for the broker to connect and confirm the subscription.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(15);
 
@@ -87,7 +90,7 @@ impl RawMqtt {
         ));
         // Queued now, sent by the event loop once connected.
         client
-            .subscribe(filter, QoS::AtLeastOnce)
+            .subscribe(filter, REPLY_QOS)
             .await
             .map_err(|e| Setup::Unreachable(format!("MQTT client: {e}")))?;
         let url = &mqtt.broker.url;
@@ -198,9 +201,7 @@ async fn run_event_loop(
             },
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 if connected_before {
-                    let _ = shared
-                        .client
-                        .try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    let _ = shared.client.try_subscribe(filter.clone(), REPLY_QOS);
                 }
                 connected_before = true;
             }
