@@ -2,6 +2,7 @@
 //! What every thingcall component agrees on: the gRPC API (`thingcall.v1`)
 //! and the MQTT 5 wire contract between gateway and devices ([`wire`]).
 
+pub mod codec;
 pub mod wire;
 
 /// Generated gRPC types and the `DeviceGateway` client and server.
