@@ -45,7 +45,8 @@ goals = [
     ("gRPC / raw-MQTT throughput, QoS 1, c16", ratio(tput("grpc qos1 c16"), tput("raw-mqtt qos1 c16")), ">= 0.80", lambda v: v >= 0.80),
     ("gateway p50 - raw p50, c1 (µs)", p("grpc qos1 c1", "p50") - p("raw-mqtt qos1 c1", "p50"), "<= 100", lambda v: v <= 100),
     ("gateway p99 / raw p99, c1", ratio(p("grpc qos1 c1", "p99"), p("raw-mqtt qos1 c1", "p99")), "<= 1.5", lambda v: v <= 1.5),
-    ("conn-per-request (TLS) p50 / gateway (TLS) p50", ratio(p("conn-per-request tls c1", "p50"), p("grpc tls c1", "p50")), ">= 20", lambda v: v >= 20),
+    ("conn-per-request (TLS) p50 / gateway (TLS) p50, 1 ms RTT to the broker", ratio(p("conn-per-request tls rtt1ms c1", "p50"), p("grpc tls rtt1ms c1", "p50")), ">= 20", lambda v: v >= 20),
+    ("the same on loopback (RTT about 0)", ratio(p("conn-per-request tls c1", "p50"), p("grpc tls c1", "p50")), ">= 20", lambda v: v >= 20),
     ("JSON / gRPC throughput, c16", ratio(tput("json qos1 c16"), tput("grpc qos1 c16")), ">= 0.70", lambda v: v >= 0.70),
     ("gRPC p50, QoS 1, c1 (µs)", p("grpc qos1 c1", "p50"), "< 1000", lambda v: v < 1000),
     ("gateway RSS per call in flight (bytes)", memory["bytes_per_call"], "<= 2048", lambda v: v <= 2048),
@@ -96,7 +97,10 @@ Each leg ran for {a.leg_time} against the same Mosquitto, the same
 unless the label says otherwise. `raw-mqtt` is the floor: a client speaking
 the wire contract straight to the broker over one connection.
 `conn-per-request` is the pattern thingcall replaces: a new TLS connection,
-subscribe, publish, wait, disconnect for every call.
+subscribe, publish, wait, disconnect for every call. Legs marked `rtt1ms`
+reach the broker's TLS listener through `delay-proxy` (testkit), which holds
+each direction 0.5 ms: a 1 ms round trip, as from a cloud service to a broker
+in its region; the devices stay on loopback, next to the broker.
 
 ## Goals
 

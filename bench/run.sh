@@ -19,6 +19,7 @@ fi
 payload=64
 
 cargo build --release -q -p thingcall-server -p thingcall-cli -p thingcall-device-sim
+cargo build --release -q -p thingcall-testkit --bin delay-proxy
 bin=target/release
 work=$(mktemp -d)
 pids=()
@@ -78,10 +79,18 @@ start_gateway() { # name, extra args...
 start_gateway q1 --mqtt-url "mqtt://127.0.0.1:$mqtt" --qos 1
 start_gateway q0 --mqtt-url "mqtt://127.0.0.1:$mqtt" --qos 0
 start_gateway tls --mqtt-url "mqtts://127.0.0.1:$mqtts" --mqtt-ca "$work/ca.pem" --qos 1
+# The same TLS listener behind a relay that delays each direction by 0.5 ms:
+# a 1 ms round trip, like a cloud service to a broker in its region. Loopback
+# makes round trips free, which hides what connection setup costs.
+wan=$(free_port)
+"$bin/delay-proxy" "127.0.0.1:$wan" "127.0.0.1:$mqtts" 500 &
+pids+=("$!")
+wait_port "$wan"
+start_gateway wan --mqtt-url "mqtts://127.0.0.1:$wan" --mqtt-ca "$work/ca.pem" --qos 1
 
 targets="bench-{1..$devices}"
 until "$bin/thingcall" --server "http://127.0.0.1:$gw_q1_port" devices 'bench-*' 2>/dev/null | grep -c ' yes ' | grep -qx "$devices"; do sleep 0.2; done
-log "broker, $devices devices and 3 gateways up"
+log "broker, $devices devices and 4 gateways up"
 
 results="$work/legs.jsonl"
 : >"$results"
@@ -106,6 +115,9 @@ leg "grpc-web qos1 c16" --mode grpc-web --concurrency 16 "${grpc_q1[@]}"
 leg "conn-per-request tls c1" --mode conn-per-request --tls --mqtt-ca "$work/ca.pem" --qos 1 --concurrency 1 \
   --mqtt-url "mqtts://127.0.0.1:$mqtts" --targets "$targets"
 leg "grpc tls c1" --mode grpc --concurrency 1 --server "http://127.0.0.1:$gw_tls_port" --gateway-pid "$gw_tls_pid" --targets "$targets"
+leg "conn-per-request tls rtt1ms c1" --mode conn-per-request --tls --mqtt-ca "$work/ca.pem" --qos 1 --concurrency 1 \
+  --mqtt-url "mqtts://127.0.0.1:$wan" --targets "$targets"
+leg "grpc tls rtt1ms c1" --mode grpc --concurrency 1 --server "http://127.0.0.1:$gw_wan_port" --gateway-pid "$gw_wan_pid" --targets "$targets"
 
 # --- memory: calls in flight to slow devices on a fresh gateway -----------
 "$bin/thingcall-sim" --mqtt-url "mqtt://127.0.0.1:$mqtt" --devices 100 --id-prefix slow- --latency 4s >"$work/slow.log" 2>&1 &
