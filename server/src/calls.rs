@@ -5,7 +5,7 @@
 //! completes the call, so a call completes exactly once whatever races
 //! (reply vs. timeout vs. device offline vs. broker lost vs. cancel).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -44,17 +44,54 @@ struct Pending {
 pub enum Delivery {
     /// Handed to its caller.
     Delivered,
-    /// No call with that id: late (timed out), duplicate or made up.
+    /// The call had ended without its reply (deadline, caller gone).
+    Late,
+    /// The call had already been answered.
+    Duplicate,
+    /// No call with that id in memory: made up, or ended too long ago.
     Unknown,
     /// A call with that id exists but targets another device: dropped and
     /// the call left waiting for its own device.
     Foreign,
 }
 
+/// How many ended calls the table remembers, to tell a late or duplicate
+/// reply from a made-up one (about 130 KB at most).
+const REMEMBERED: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Answered,
+    Expired,
+}
+
 #[derive(Default)]
 struct Inner {
     connected: bool,
     calls: HashMap<CallId, Pending>,
+    ended: HashMap<CallId, Ended>,
+    ended_order: VecDeque<CallId>,
+}
+
+impl Inner {
+    fn remember(&mut self, id: CallId, how: Ended) {
+        if self.ended_order.len() == REMEMBERED {
+            if let Some(old) = self.ended_order.pop_front() {
+                self.ended.remove(&old);
+            }
+        }
+        self.ended.insert(id, how);
+        self.ended_order.push_back(id);
+    }
+
+    /// Why a reply for `id` found no call.
+    fn missing(&self, id: CallId) -> Delivery {
+        match self.ended.get(&id) {
+            Some(Ended::Answered) => Delivery::Duplicate,
+            Some(Ended::Expired) => Delivery::Late,
+            None => Delivery::Unknown,
+        }
+    }
 }
 
 /// The table. One `parking_lot` mutex: every critical section is a hash
@@ -102,9 +139,12 @@ impl CallTable {
         let pending = {
             let mut inner = self.inner.lock();
             match inner.calls.get(&id) {
-                None => return Delivery::Unknown,
+                None => return inner.missing(id),
                 Some(p) if &*p.device != device => return Delivery::Foreign,
-                Some(_) => inner.calls.remove(&id).expect("present"),
+                Some(_) => {
+                    inner.remember(id, Ended::Answered);
+                    inner.calls.remove(&id).expect("present")
+                }
             }
         };
         // A receiver dropped at this instant is a cancelled caller: nothing to do.
@@ -116,7 +156,7 @@ impl CallTable {
     pub fn mark_accepted(&self, id: CallId, device: &str) -> Delivery {
         let mut inner = self.inner.lock();
         match inner.calls.get_mut(&id) {
-            None => Delivery::Unknown,
+            None => inner.missing(id),
             Some(p) if &*p.device != device => Delivery::Foreign,
             Some(p) => {
                 p.accepted = true;
@@ -129,7 +169,10 @@ impl CallTable {
     /// Returns whether it was still pending and, if so, whether the device
     /// had accepted it; `None` means another path completed it first.
     pub fn remove(&self, id: CallId) -> Option<bool> {
-        self.inner.lock().calls.remove(&id).map(|p| p.accepted)
+        let mut inner = self.inner.lock();
+        let removed = inner.calls.remove(&id)?;
+        inner.remember(id, Ended::Expired);
+        Some(removed.accepted)
     }
 
     /// Fails every call in flight to `device` with `err`; returns how many.
@@ -142,6 +185,9 @@ impl CallTable {
                 .filter(|(_, p)| &*p.device == device)
                 .map(|(id, _)| *id)
                 .collect();
+            for id in &ids {
+                inner.remember(*id, Ended::Expired);
+            }
             ids.iter().filter_map(|id| inner.calls.remove(id)).collect()
         };
         let n = failed.len();
@@ -208,11 +254,8 @@ mod tests {
         let mut rx = t.insert(1, "d1").unwrap();
         assert_eq!(t.complete(1, "d1", reply("a")), Delivery::Delivered);
         assert_eq!(rx.try_recv().unwrap(), Ok(reply("a")));
-        assert_eq!(
-            t.complete(1, "d1", reply("b")),
-            Delivery::Unknown,
-            "duplicate"
-        );
+        assert_eq!(t.complete(1, "d1", reply("b")), Delivery::Duplicate);
+        assert_eq!(t.complete(99, "d1", reply("c")), Delivery::Unknown);
         assert!(t.is_empty());
     }
 
@@ -236,7 +279,24 @@ mod tests {
         assert_eq!(t.remove(1), Some(false));
         assert_eq!(t.remove(2), Some(true));
         assert_eq!(t.remove(2), None, "second removal finds nothing");
-        assert_eq!(t.complete(1, "d1", reply("late")), Delivery::Unknown);
+        assert_eq!(t.complete(1, "d1", reply("late")), Delivery::Late);
+        assert_eq!(t.mark_accepted(1, "d1"), Delivery::Late);
+    }
+
+    #[test]
+    fn ended_calls_are_remembered_only_so_long() {
+        let t = CallTable::new(REMEMBERED + 1);
+        t.set_connected(true);
+        for id in 0..=REMEMBERED as CallId {
+            let _rx = t.insert(id, "d").unwrap();
+            t.complete(id, "d", reply("x"));
+        }
+        assert_eq!(
+            t.complete(0, "d", reply("x")),
+            Delivery::Unknown,
+            "forgotten"
+        );
+        assert_eq!(t.complete(1, "d", reply("x")), Delivery::Duplicate);
     }
 
     #[test]

@@ -60,6 +60,12 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_MAX_PAYLOAD", default_value = "128KiB", value_parser = parse_size)]
     pub max_payload: usize,
 
+    /// Method names that get their own label on `/metrics`; calls to methods
+    /// seen after that many count under `other`, so label cardinality stays
+    /// bounded whatever callers send.
+    #[arg(long, env = "THINGCALL_METRICS_MAX_METHODS", default_value_t = 64)]
+    pub metrics_max_methods: usize,
+
     /// Calls in flight before new ones are refused with OVERLOADED.
     #[arg(long, env = "THINGCALL_MAX_IN_FLIGHT", default_value_t = 100_000)]
     pub max_in_flight: usize,
@@ -67,6 +73,12 @@ pub struct Config {
     /// Events buffered per watcher before it is told it lagged.
     #[arg(long, env = "THINGCALL_WATCH_BUFFER", default_value_t = 1024)]
     pub watch_buffer: usize,
+
+    /// Log lines as `text` (for people) or `json` (one object per line, for
+    /// log pipelines). Levels come from RUST_LOG; per-call lines (request
+    /// id, target, method, outcome) are at debug level.
+    #[arg(long, env = "THINGCALL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 
     /// MQTT contract of calls that name none: `native` (thingcall's MQTT 5
     /// request/response) or `seed` (the AWS sample's topics).

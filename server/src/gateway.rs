@@ -13,9 +13,11 @@ use thingcall_proto::v1::{self, device_event::Kind, Contract, InvocationOutcome,
 use thingcall_proto::wire::{self, SeedRequest, SeedTopics, Topics};
 use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
 
 use crate::calls::{CallId, CallTable, Completion, Reply};
 use crate::error::Error;
+use crate::metrics::{self, CallMetrics, Snapshot};
 use crate::presence::{DeviceState, Reachability, Registry};
 use crate::validate;
 use crate::watch::{Hub, SharedEvent};
@@ -44,6 +46,8 @@ pub struct CoreConfig {
     /// This gateway's `client_prefix` in the seed contract: it receives acks
     /// under `{client_prefix}/+/+/+/ack` only, so give each replica its own.
     pub seed_client_prefix: String,
+    /// Method names that get their own metrics label; later ones are `other`.
+    pub metrics_max_methods: usize,
 }
 
 /// The device's answer to a call.
@@ -60,7 +64,11 @@ pub struct Answer {
 /// Replies dropped without reaching a caller, by cause.
 #[derive(Debug, Default)]
 pub struct DropCounters {
-    /// No call with that correlation id: late (after its deadline), duplicate, or made up.
+    /// The call had ended without its reply (deadline, caller gone, device offline).
+    pub late: AtomicU64,
+    /// The call had already been answered.
+    pub duplicate: AtomicU64,
+    /// No call with that correlation id in memory: made up or long gone.
     pub unknown: AtomicU64,
     /// The call exists but targets another device (reply topic names a different device).
     pub foreign: AtomicU64,
@@ -84,6 +92,10 @@ pub struct Gateway {
     /// Connections lost or refused (including failed connects), so a test or
     /// an operator can tell "still connecting" from "connecting fails".
     pub(crate) connection_failures: AtomicU64,
+    /// MQTT sessions established (subscriptions in place), first included.
+    pub(crate) sessions_up: AtomicU64,
+    /// Outcomes and durations of calls, for `/metrics`.
+    metrics: CallMetrics,
 }
 
 /// Removes a call whose caller went away (future dropped) before it ended.
@@ -114,6 +126,8 @@ impl Gateway {
             connected: watch::channel(false).0,
             drops: DropCounters::default(),
             connection_failures: AtomicU64::new(0),
+            sessions_up: AtomicU64::new(0),
+            metrics: CallMetrics::new(cfg.metrics_max_methods),
             client,
             cfg,
         }
@@ -149,6 +163,27 @@ impl Gateway {
         self.calls.len()
     }
 
+    /// The Prometheus text of `/metrics`: call outcomes and durations, and
+    /// the state of the session, devices, replies and watchers now.
+    pub fn metrics_text(&self) -> String {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let hub = self.hub.stats();
+        let snapshot = Snapshot {
+            in_flight: self.calls.len(),
+            devices_online: self.registry.read().online_count(),
+            mqtt_connected: self.calls.connected(),
+            mqtt_reconnects: load(&self.sessions_up).saturating_sub(1),
+            dropped_late: load(&self.drops.late),
+            dropped_duplicate: load(&self.drops.duplicate),
+            dropped_unknown: load(&self.drops.unknown),
+            dropped_foreign: load(&self.drops.foreign),
+            dropped_malformed: load(&self.drops.malformed),
+            watchers: hub.watchers.load(Ordering::Relaxed),
+            watch_lagged: hub.lagged.load(Ordering::Relaxed),
+        };
+        metrics::render(&self.metrics, &snapshot)
+    }
+
     /// Refuse new calls from now on (`SHUTTING_DOWN`); calls in flight go on.
     /// Watch streams end.
     pub fn drain(&self) {
@@ -164,6 +199,46 @@ impl Gateway {
         caller_deadline: Option<Instant>,
     ) -> Result<Answer, Error> {
         let received = Instant::now();
+        let valid = wire::validate_id("method", &req.method).is_ok();
+        let series = self.metrics.series(&req.method, valid);
+        let id = uuid::Uuid::new_v4().as_u128();
+        // Debug level: off by default, so the hot path pays only a cached
+        // level check. Ids and names only; payloads and metadata values are
+        // never logged (they may carry secrets).
+        let span = tracing::debug_span!(
+            "call",
+            request_id = %uuid::Uuid::from_u128(id),
+            target = %req.target,
+            method = %req.method,
+        );
+        let result = self
+            .call(req, id, caller_deadline, received)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &result {
+            Ok(_) => "OK",
+            Err(e) => e.reason(),
+        };
+        let took = received.elapsed();
+        series.record(outcome, took);
+        span.in_scope(|| {
+            tracing::debug!(
+                outcome,
+                elapsed_us = took.as_micros() as u64,
+                "call finished"
+            );
+        });
+        result
+    }
+
+    /// [`Gateway::invoke`] without the bookkeeping.
+    async fn call(
+        &self,
+        req: InvokeRequest,
+        id: CallId,
+        caller_deadline: Option<Instant>,
+        received: Instant,
+    ) -> Result<Answer, Error> {
         let limits = validate::invoke(&req, &self.cfg, received, caller_deadline)?;
         if self.draining.load(Ordering::Relaxed) {
             return Err(Error::ShuttingDown);
@@ -176,7 +251,6 @@ impl Gateway {
                 .await?;
         }
 
-        let id = uuid::Uuid::new_v4().as_u128();
         let mut rx = self.calls.insert(id, &req.target)?;
         let mut guard = CancelGuard {
             calls: &self.calls,

@@ -84,6 +84,12 @@ impl Gateway {
     fn count(&self, delivery: Delivery) {
         match delivery {
             Delivery::Delivered => {}
+            Delivery::Late => {
+                self.drops.late.fetch_add(1, Ordering::Relaxed);
+            }
+            Delivery::Duplicate => {
+                self.drops.duplicate.fetch_add(1, Ordering::Relaxed);
+            }
             Delivery::Unknown => {
                 self.drops.unknown.fetch_add(1, Ordering::Relaxed);
             }
@@ -131,6 +137,7 @@ impl Gateway {
 
 impl crate::mqtt::Incoming for Gateway {
     fn on_ready(&self) {
+        self.sessions_up.fetch_add(1, Ordering::Relaxed);
         self.calls.set_connected(true);
         self.connected.send_replace(true);
     }

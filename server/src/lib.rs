@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 mod inbound;
+pub mod metrics;
 pub mod mqtt;
 pub mod presence;
 pub mod server;

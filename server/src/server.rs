@@ -91,6 +91,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         watch_buffer: config.watch_buffer,
         default_contract: config.default_contract(),
         seed_client_prefix: config.seed_client_prefix.clone(),
+        metrics_max_methods: config.metrics_max_methods,
     };
     let tls_ca = match (&config.mqtt_ca, &external) {
         (Some(path), Some(b)) if b.tls => {

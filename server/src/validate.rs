@@ -170,6 +170,7 @@ mod tests {
             watch_buffer: 16,
             default_contract: Contract::Native,
             seed_client_prefix: "invocation_client".into(),
+            metrics_max_methods: 64,
         }
     }
 

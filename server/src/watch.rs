@@ -5,6 +5,7 @@
 //! oldest events and learns how many through a `lagged` event, so a stuck
 //! client cannot slow calls or presence handling.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -20,6 +21,25 @@ pub struct Hub {
     tx: broadcast::Sender<SharedEvent>,
     per_watcher: usize,
     closed: watch::Sender<bool>,
+    stats: Arc<HubStats>,
+}
+
+/// Figures for `/metrics`, shared with the watcher tasks.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Watch streams open now.
+    pub watchers: AtomicUsize,
+    /// Events watchers missed by reading too slowly.
+    pub lagged: AtomicU64,
+}
+
+/// Counts a watcher for as long as its task runs, however it ends.
+struct Open(Arc<HubStats>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Hub {
@@ -30,7 +50,13 @@ impl Hub {
             tx,
             per_watcher: capacity.clamp(1, 1024),
             closed: watch::channel(false).0,
+            stats: Arc::default(),
         }
+    }
+
+    /// Watchers open and events they missed.
+    pub fn stats(&self) -> &HubStats {
+        &self.stats
     }
 
     /// Ends every watch stream (the gateway is shutting down; open streams
@@ -68,7 +94,19 @@ impl Hub {
     ) -> ReceiverStream<SharedEvent> {
         let (tx, out) = mpsc::channel(self.per_watcher);
         let closed = self.closed.subscribe();
-        tokio::spawn(forward(rx, tx, closed, initial, pattern, include_events));
+        self.stats.watchers.fetch_add(1, Ordering::Relaxed);
+        let open = Open(self.stats.clone());
+        tokio::spawn(forward(
+            rx,
+            tx,
+            closed,
+            initial,
+            Filter {
+                pattern,
+                include_events,
+            },
+            open,
+        ));
         ReceiverStream::new(out)
     }
 }
@@ -82,14 +120,24 @@ pub fn event(device: &str, kind: Kind) -> DeviceEvent {
     }
 }
 
+/// Which live events a watcher wants.
+struct Filter {
+    pattern: String,
+    include_events: bool,
+}
+
 async fn forward(
     mut rx: broadcast::Receiver<SharedEvent>,
     tx: mpsc::Sender<SharedEvent>,
     mut closed: watch::Receiver<bool>,
     initial: Vec<DeviceEvent>,
-    pattern: String,
-    include_events: bool,
+    filter: Filter,
+    open: Open,
 ) {
+    let Filter {
+        pattern,
+        include_events,
+    } = filter;
     let devices = initial.len() as u32;
     for ev in initial {
         if tx.send(Arc::new(ev)).await.is_err() {
@@ -112,6 +160,7 @@ async fn forward(
         let ev = match ev {
             Ok(ev) => ev,
             Err(broadcast::error::RecvError::Lagged(dropped)) => {
+                open.0.lagged.fetch_add(dropped, Ordering::Relaxed);
                 Arc::new(event("", Kind::Lagged(Lagged { dropped })))
             }
             Err(broadcast::error::RecvError::Closed) => return,

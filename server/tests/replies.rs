@@ -103,7 +103,7 @@ async fn foreign_duplicate_and_malformed_replies_are_dropped(h: Harness) {
         "the caller got the real answer, never the spoof"
     );
     soon("duplicate counted", async {
-        while gw.drops.unknown.load(Ordering::Relaxed) < 1 {
+        while gw.drops.duplicate.load(Ordering::Relaxed) < 1 {
             tokio::task::yield_now().await;
         }
     })

@@ -4,15 +4,18 @@
 //! - `POST /v1/devices/{target}/methods/{method}`: Invoke
 //! - `GET /v1/devices`, `GET /v1/devices/{target}`: ListDevices, GetDevice
 //! - `GET /v1/devices/{target}/events`, `GET /v1/events?target=`: WatchDevice as Server-Sent Events
+//! - `GET /metrics`: Prometheus text
 
 pub mod error;
 pub mod json;
 mod sse;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,6 +33,7 @@ pub fn router(core: Arc<Gateway>) -> Router {
         .route("/v1/devices/{target}", get(get_device))
         .route("/v1/devices/{target}/events", get(sse::device_events))
         .route("/v1/events", get(sse::events))
+        .route("/metrics", get(metrics))
         .with_state(core)
 }
 
@@ -50,10 +54,48 @@ async fn invoke(
 ) -> Result<Response, ApiError> {
     // Room for base64 (4/3) and the JSON around the payload.
     let limit = core.config().max_payload / 3 * 4 + 64 * 1024;
+    let started = Instant::now();
     let body = read_body(body, limit).await?;
     let req = json::invoke_request(target, method, &body)?;
     let answer = core.invoke(req, None).await?;
-    Ok(Json(json::answer(&answer)).into_response())
+    let mut response = Json(json::answer(&answer)).into_response();
+    let timing = server_timing(&answer, started.elapsed());
+    if let Ok(v) = HeaderValue::from_str(&timing) {
+        response.headers_mut().insert("server-timing", v);
+    }
+    Ok(response)
+}
+
+/// `Server-Timing` of an answered call, in milliseconds: `device` (the
+/// device's own `exec-us`, when it sent one), `network` (the rest of the
+/// MQTT round trip: broker and links, both ways), `gateway` (this handler's
+/// own time around the call) and `total` (receipt to reply).
+fn server_timing(answer: &crate::gateway::Answer, handler: Duration) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let total = answer.elapsed;
+    let gateway = handler.saturating_sub(total);
+    match answer.reply.exec_us.map(Duration::from_micros) {
+        Some(device) => format!(
+            "gateway;dur={:.3}, network;dur={:.3}, device;dur={:.3}, total;dur={:.3}",
+            ms(gateway),
+            ms(total.saturating_sub(device)),
+            ms(device),
+            ms(total)
+        ),
+        None => format!("gateway;dur={:.3}, total;dur={:.3}", ms(gateway), ms(total)),
+    }
+}
+
+/// Prometheus text exposition of the core's metrics.
+async fn metrics(State(core): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        core.metrics_text(),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

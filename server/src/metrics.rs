@@ -1,0 +1,384 @@
+//! Call metrics kept by the core and rendered as Prometheus text on
+//! `/metrics`.
+//!
+//! Written by hand rather than with a metrics crate: the hot path is one
+//! read-locked map lookup per call (for the method's series, done before the
+//! call) and a few relaxed atomic adds after it, with no allocation; label
+//! cardinality is bounded by construction (methods beyond a limit fold into
+//! `other`, outcomes are the fixed reasons of the error table, device ids
+//! never appear).
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+/// Every outcome a call can have: `OK` and the reasons of the error table.
+pub const OUTCOMES: &[&str] = &[
+    "OK",
+    "INVALID_ARGUMENT",
+    "PAYLOAD_TOO_LARGE",
+    "DEVICE_OFFLINE",
+    "DEVICE_NOT_FOUND",
+    "METHOD_NOT_SUPPORTED",
+    "DEVICE_TIMEOUT",
+    "DEVICE_DISCONNECTED",
+    "BROKER_UNAVAILABLE",
+    "OVERLOADED",
+    "SHUTTING_DOWN",
+];
+
+/// Upper bounds of the duration histogram's buckets, in microseconds: from
+/// a fast local device (0.5 ms) to the longest sensible deadline.
+const BUCKETS_US: &[u64] = &[
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
+];
+
+/// Label of the methods past the limit, and of names that are not valid ids.
+pub const OTHER_METHOD: &str = "other";
+
+/// Counts and durations of one method's calls, per outcome.
+#[derive(Debug)]
+pub struct Series {
+    per_outcome: Box<[Cell]>,
+}
+
+#[derive(Debug, Default)]
+struct Cell {
+    count: AtomicU64,
+    sum_us: AtomicU64,
+    /// Not cumulative: each call lands in one bucket (the last is +Inf).
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+}
+
+impl Series {
+    fn new() -> Self {
+        Series {
+            per_outcome: OUTCOMES.iter().map(|_| Cell::default()).collect(),
+        }
+    }
+
+    /// Counts one finished call.
+    pub fn record(&self, outcome: &str, took: Duration) {
+        let i = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
+        let cell = &self.per_outcome[i];
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = BUCKETS_US.partition_point(|&le| le < us);
+        cell.count.fetch_add(1, Ordering::Relaxed);
+        cell.sum_us.fetch_add(us, Ordering::Relaxed);
+        cell.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The method series, created on first use up to a limit.
+#[derive(Debug)]
+pub struct CallMetrics {
+    methods: RwLock<HashMap<Box<str>, Arc<Series>>>,
+    other: Arc<Series>,
+    max_methods: usize,
+}
+
+impl CallMetrics {
+    /// Keeps at most `max_methods` method labels; later ones count as `other`.
+    pub fn new(max_methods: usize) -> Self {
+        CallMetrics {
+            methods: RwLock::new(HashMap::new()),
+            other: Arc::new(Series::new()),
+            max_methods,
+        }
+    }
+
+    /// The series a call of `method` is counted in. Only names that pass
+    /// `valid` get their own label, so garbage input cannot mint labels.
+    pub fn series(&self, method: &str, valid: bool) -> Arc<Series> {
+        if !valid {
+            return self.other.clone();
+        }
+        if let Some(s) = self.methods.read().get(method) {
+            return s.clone();
+        }
+        let mut methods = self.methods.write();
+        if methods.len() >= self.max_methods {
+            return methods.get(method).unwrap_or(&self.other).clone();
+        }
+        methods
+            .entry(method.into())
+            .or_insert_with(|| Arc::new(Series::new()))
+            .clone()
+    }
+
+    /// Writes the invocation counter and histogram, methods in name order.
+    fn render(&self, out: &mut String) {
+        let methods = self.methods.read();
+        let mut rows: Vec<(&str, &Series)> = methods.iter().map(|(m, s)| (&**m, &**s)).collect();
+        rows.sort_unstable_by_key(|(m, _)| *m);
+        rows.push((OTHER_METHOD, &self.other));
+
+        header(
+            out,
+            "thingcall_invocations_total",
+            "counter",
+            "Calls finished, by method and outcome (OK or the error reason).",
+        );
+        for (method, series) in &rows {
+            for (outcome, cell) in OUTCOMES.iter().zip(series.per_outcome.iter()) {
+                let n = cell.count.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "thingcall_invocations_total{{method=\"{method}\",outcome=\"{outcome}\"}} {n}"
+                    );
+                }
+            }
+        }
+        header(
+            out,
+            "thingcall_invocation_duration_seconds",
+            "histogram",
+            "Time from receiving a call to answering it, by method and outcome.",
+        );
+        for (method, series) in &rows {
+            for (outcome, cell) in OUTCOMES.iter().zip(series.per_outcome.iter()) {
+                let count = cell.count.load(Ordering::Relaxed);
+                if count == 0 {
+                    continue;
+                }
+                let labels = format!("method=\"{method}\",outcome=\"{outcome}\"");
+                let mut cumulative = 0;
+                for (i, b) in cell.buckets.iter().enumerate() {
+                    cumulative += b.load(Ordering::Relaxed);
+                    let le = BUCKETS_US
+                        .get(i)
+                        .map_or_else(|| "+Inf".to_owned(), |us| seconds(*us));
+                    let _ = writeln!(
+                        out,
+                        "thingcall_invocation_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                    );
+                }
+                let sum = seconds(cell.sum_us.load(Ordering::Relaxed));
+                let _ = writeln!(
+                    out,
+                    "thingcall_invocation_duration_seconds_sum{{{labels}}} {sum}"
+                );
+                let _ = writeln!(
+                    out,
+                    "thingcall_invocation_duration_seconds_count{{{labels}}} {count}"
+                );
+            }
+        }
+    }
+}
+
+/// Figures read at scrape time from the parts of the core that own them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Snapshot {
+    /// Calls waiting for their device.
+    pub in_flight: usize,
+    /// Devices whose presence says online.
+    pub devices_online: usize,
+    /// Whether the MQTT session is up with its subscriptions.
+    pub mqtt_connected: bool,
+    /// Sessions established after the first one.
+    pub mqtt_reconnects: u64,
+    /// Replies with no waiting call: after their deadline.
+    pub dropped_late: u64,
+    /// Replies with no waiting call: the call was already answered.
+    pub dropped_duplicate: u64,
+    /// Replies with no waiting call, never seen: made up or older than memory.
+    pub dropped_unknown: u64,
+    /// Replies on another device's reply topic.
+    pub dropped_foreign: u64,
+    /// Messages that could not be decoded.
+    pub dropped_malformed: u64,
+    /// Open watch streams.
+    pub watchers: usize,
+    /// Events watchers missed because they read too slowly.
+    pub watch_lagged: u64,
+}
+
+/// The whole `/metrics` page.
+pub fn render(calls: &CallMetrics, s: &Snapshot) -> String {
+    let mut out = String::with_capacity(4096);
+    calls.render(&mut out);
+    gauge(
+        &mut out,
+        "thingcall_invocations_in_flight",
+        "Calls waiting for their device's reply.",
+        s.in_flight as u64,
+    );
+    gauge(
+        &mut out,
+        "thingcall_devices_online",
+        "Devices whose presence says online.",
+        s.devices_online as u64,
+    );
+    gauge(
+        &mut out,
+        "thingcall_mqtt_connected",
+        "1 when the MQTT session is up with its subscriptions in place.",
+        u64::from(s.mqtt_connected),
+    );
+    header(
+        &mut out,
+        "thingcall_mqtt_reconnects_total",
+        "counter",
+        "MQTT sessions established after the first.",
+    );
+    let _ = writeln!(out, "thingcall_mqtt_reconnects_total {}", s.mqtt_reconnects);
+    header(
+        &mut out,
+        "thingcall_replies_dropped_total",
+        "counter",
+        "Device replies that reached no caller, by cause.",
+    );
+    for (cause, n) in [
+        ("late", s.dropped_late),
+        ("duplicate", s.dropped_duplicate),
+        ("unknown", s.dropped_unknown),
+        ("foreign", s.dropped_foreign),
+        ("malformed", s.dropped_malformed),
+    ] {
+        let _ = writeln!(
+            out,
+            "thingcall_replies_dropped_total{{cause=\"{cause}\"}} {n}"
+        );
+    }
+    gauge(
+        &mut out,
+        "thingcall_watchers",
+        "Open WatchDevice and event streams.",
+        s.watchers as u64,
+    );
+    header(
+        &mut out,
+        "thingcall_watch_events_lagged_total",
+        "counter",
+        "Events watchers missed because they read too slowly.",
+    );
+    let _ = writeln!(
+        out,
+        "thingcall_watch_events_lagged_total {}",
+        s.watch_lagged
+    );
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Microseconds as decimal seconds, exactly (no float rounding).
+fn seconds(us: u64) -> String {
+    let frac = us % 1_000_000;
+    if frac == 0 {
+        format!("{}", us / 1_000_000)
+    } else {
+        let s = format!("{}.{:06}", us / 1_000_000, frac);
+        s.trim_end_matches('0').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_past_the_limit_and_invalid_names_fold_into_other() {
+        let m = CallMetrics::new(2);
+        m.series("a", true).record("OK", Duration::from_millis(1));
+        m.series("b", true).record("OK", Duration::from_millis(1));
+        m.series("c", true).record("OK", Duration::from_millis(1));
+        m.series("bad name", false)
+            .record("INVALID_ARGUMENT", Duration::ZERO);
+        m.series("a", true).record("OK", Duration::from_millis(1));
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("thingcall_invocations_total{method=\"a\",outcome=\"OK\"} 2"));
+        assert!(out.contains("thingcall_invocations_total{method=\"b\",outcome=\"OK\"} 1"));
+        assert!(out.contains("thingcall_invocations_total{method=\"other\",outcome=\"OK\"} 1"));
+        assert!(out.contains(
+            "thingcall_invocations_total{method=\"other\",outcome=\"INVALID_ARGUMENT\"} 1"
+        ));
+        assert!(!out.contains("method=\"c\""));
+        assert!(!out.contains("bad name"));
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_end_with_the_count() {
+        let m = CallMetrics::new(8);
+        let s = m.series("echo", true);
+        s.record("OK", Duration::from_micros(400)); // <= 0.0005
+        s.record("OK", Duration::from_micros(700)); // <= 0.001
+        s.record("OK", Duration::from_secs(120)); // +Inf only
+        let mut out = String::new();
+        m.render(&mut out);
+        let l = "method=\"echo\",outcome=\"OK\"";
+        assert!(out.contains(&format!(
+            "thingcall_invocation_duration_seconds_bucket{{{l},le=\"0.0005\"}} 1"
+        )));
+        assert!(out.contains(&format!(
+            "thingcall_invocation_duration_seconds_bucket{{{l},le=\"0.001\"}} 2"
+        )));
+        assert!(out.contains(&format!(
+            "thingcall_invocation_duration_seconds_bucket{{{l},le=\"60\"}} 2"
+        )));
+        assert!(out.contains(&format!(
+            "thingcall_invocation_duration_seconds_bucket{{{l},le=\"+Inf\"}} 3"
+        )));
+        assert!(out.contains(&format!(
+            "thingcall_invocation_duration_seconds_count{{{l}}} 3"
+        )));
+        assert!(out.contains(&format!(
+            "thingcall_invocation_duration_seconds_sum{{{l}}} 120.0011"
+        )));
+    }
+
+    #[test]
+    fn every_error_reason_is_an_outcome() {
+        use crate::error::Error;
+        let all = [
+            Error::invalid("x"),
+            Error::PayloadTooLarge { size: 2, limit: 1 },
+            Error::DeviceOffline("d".into()),
+            Error::DeviceNotFound("d".into()),
+            Error::MethodNotSupported {
+                device: "d".into(),
+                method: "m".into(),
+            },
+            Error::DeviceTimeout {
+                after: Duration::ZERO,
+                accepted: false,
+            },
+            Error::DeviceDisconnected("d".into()),
+            Error::BrokerUnavailable,
+            Error::Overloaded(1),
+            Error::ShuttingDown,
+        ];
+        for e in &all {
+            // No wildcard: a new variant fails to compile here until listed.
+            match e {
+                Error::InvalidArgument(_)
+                | Error::PayloadTooLarge { .. }
+                | Error::DeviceOffline(_)
+                | Error::DeviceNotFound(_)
+                | Error::MethodNotSupported { .. }
+                | Error::DeviceTimeout { .. }
+                | Error::DeviceDisconnected(_)
+                | Error::BrokerUnavailable
+                | Error::Overloaded(_)
+                | Error::ShuttingDown => {}
+            }
+            assert!(OUTCOMES.contains(&e.reason()), "{}", e.reason());
+        }
+        assert_eq!(OUTCOMES.len(), all.len() + 1, "OK and one per reason");
+    }
+}
