@@ -34,6 +34,11 @@ echo "$out" | grep -q '"status": 200' || fail "grpcurl Invoke status: $out"
 # HTTP/JSON, SSE and the seed API, as in the README.
 out=$(curl -s -XPOST localhost:8080/v1/devices/demo-1/methods/echo -d '{"payload":{"hello":"world"}}')
 python3 -c 'import json,sys; v=json.loads(sys.argv[1]); assert v["payload"]=={"hello":"world"} and v["status"]==200, v' "$out" || fail "curl JSON echo: $out"
+# README "Observe": Server-Timing on answers, /metrics counting the calls.
+out=$(curl -si -X POST localhost:8080/v1/devices/demo-1/methods/echo -d '{"payload":"hi"}' | grep -i server-timing || true)
+echo "$out" | grep -q 'device;dur=' || fail "no Server-Timing with device time: $out"
+out=$(curl -s localhost:8080/metrics | grep '^thingcall_invocations_total' || true)
+echo "$out" | grep -q 'method="echo",outcome="OK"' || fail "/metrics does not count echo calls: $out"
 events=$(timeout 3 curl -sN localhost:8080/v1/devices/demo-1/events || true)
 echo "$events" | grep -q '^event: presence' || fail "SSE stream: $events"
 echo "$events" | grep -q '"online":true' || fail "SSE presence: $events"

@@ -97,7 +97,88 @@ async fn every_mode_completes_its_calls() {
         assert!(r["duration_s"].as_f64().unwrap() > 0.0, "{r}");
         let mqtt = mode.ends_with("mqtt") || mode == "conn-per-request";
         assert_eq!(r["qos"].is_null(), !mqtt, "{r}");
+        assert!(
+            r.get("breakdown_us").is_none(),
+            "only with --breakdown: {r}"
+        );
         assert_consistent(&r);
+    }
+    gw.stop().await;
+}
+
+/// `--breakdown` on echo calls: every ok call carries the figures (the
+/// simulator reports `exec-us`), the parts that apply to the mode are there
+/// as whole µs, and the device's share is within the whole. (`sleep` would
+/// give a known device time, but the bench's payload is pseudo-random
+/// bytes, not a number of milliseconds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakdown_splits_every_ok_call() {
+    let gw = gateway().await;
+    for mode in ["grpc", "json", "grpc-web", "raw-mqtt"] {
+        let out = bench(
+            &gw,
+            &[
+                "--mode",
+                mode,
+                "--breakdown",
+                "--count",
+                "100",
+                "--concurrency",
+                "4",
+                "--targets",
+                "demo-1,demo-2",
+            ],
+        )
+        .await;
+        let r = report(&out);
+        assert_consistent(&r);
+        assert_eq!(r["outcomes"]["ok"], 100, "{mode}: {r}");
+        let b = &r["breakdown_us"];
+        assert_eq!(b["calls"], r["outcomes"]["ok"], "{mode}: {r}");
+        let part = |name: &str| -> Vec<u64> {
+            ["p50", "p90", "p99", "p999"]
+                .iter()
+                .map(|p| {
+                    b[name][p]
+                        .as_u64()
+                        .unwrap_or_else(|| panic!("{mode}: {name}.{p} in {b}"))
+                })
+                .collect()
+        };
+        let through_gateway = mode != "raw-mqtt";
+        let mut parts = vec!["network", "device"];
+        if through_gateway {
+            parts.push("gateway");
+        } else {
+            assert!(b.get("gateway").is_none(), "{mode}: {b}");
+        }
+        for name in parts {
+            let p = part(name);
+            assert!(p.windows(2).all(|w| w[0] <= w[1]), "{mode}: {name} {b}");
+        }
+        let total_p50 = r["latency_us"]["p50"].as_u64().unwrap();
+        assert!(part("device")[0] <= total_p50, "{mode}: {r}");
+    }
+
+    // The table: the three rows and how many calls had figures.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_thingcall"));
+    cmd.arg("--server")
+        .arg(format!("http://{}", gw.grpc_addr))
+        .args(["bench", "--quiet", "--breakdown", "--count", "20"])
+        .args(["--targets", "demo-1"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "breakdown (µs)",
+        "gateway+caller",
+        "broker+network",
+        "device",
+        "20 of 20 ok calls",
+    ] {
+        assert!(table.contains(needle), "{needle} missing from\n{table}");
     }
     gw.stop().await;
 }

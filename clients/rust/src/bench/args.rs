@@ -116,6 +116,12 @@ pub struct BenchArgs {
     /// Any other process to report CPU time and peak RSS of (repeatable).
     #[arg(long = "pid", value_name = "NAME=PID", value_parser = name_pid)]
     pub pids: Vec<(String, u32)>,
+    /// Also show where the ok calls' time went, per percentile: the
+    /// caller <-> gateway hop and the gateway's own work, the MQTT path
+    /// through the broker, and the device's execution time, from the
+    /// figures each reply carries (see below).
+    #[arg(long)]
+    pub breakdown: bool,
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -137,6 +143,16 @@ MQTT reply came in time, TRANSPORT for connection failures, CLIENT_TIMEOUT
 when the gateway did not answer within --timeout + 5s. CPU seconds come from
 /proc/PID/stat (utime+stime over `getconf CLK_TCK`, 100 if unavailable);
 peak RSS is VmHWM from /proc/PID/status (since the process started).
+
+--breakdown splits each ok call's latency with the figures its reply
+carries: the device's execution time (its `exec-us`: InvokeResponse
+device_time, JSON deviceTime) and the gateway's elapsed time from receiving
+the call to the device's reply. gateway+caller = latency - elapsed,
+broker+network = elapsed - device, device = device. Without a gateway
+(raw-mqtt, conn-per-request) there is no gateway+caller row and
+broker+network = latency - device (for conn-per-request, connecting too).
+Calls whose reply lacks a figure are left out; the report says how many
+had them (JSON: breakdown_us with p50/p90/p99/p999 per part and calls).
 
 Exit codes: 0 the bench ran (even with failed calls: see the report),
 2 usage error, 69 the gateway or broker cannot be reached at start.";
@@ -228,7 +244,8 @@ mod tests {
         assert_eq!(a.mqtt_url.port, 1883);
         assert!(!a.use_tls());
         assert!(a.watched_pids().is_empty());
-        assert!(!a.json && !a.quiet && a.label.is_none());
+        assert!(!a.json && !a.quiet && !a.breakdown && a.label.is_none());
+        assert!(parse(&["--breakdown"]).unwrap().breakdown);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! object.
 
 mod args;
+mod breakdown;
 mod modes;
 mod mqtt;
 mod procstat;
@@ -24,6 +25,7 @@ use thingcall_proto::wire::validate_id;
 pub use args::BenchArgs;
 
 use crate::cmd::{write_stdout, Failure};
+use breakdown::Breakdown;
 use modes::{CallSpec, Caller, MqttSetup};
 use mqtt::Broker;
 use report::Report;
@@ -86,6 +88,7 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<u8, Failure> {
         method: args.method.clone(),
         payload: payload(args.payload_bytes),
         timeout: args.timeout,
+        breakdown: args.breakdown,
     });
     let mqtt = MqttSetup {
         broker: Broker {
@@ -105,7 +108,7 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<u8, Failure> {
             calls: args.warmup,
             duration,
         };
-        runner::run(&caller, n_targets, args.concurrency, limits, &bar).await;
+        runner::run(&caller, n_targets, args.concurrency, limits, &bar, None).await;
         bar.finish_and_clear();
     }
 
@@ -117,6 +120,7 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<u8, Failure> {
         args.concurrency,
         Limits { calls, duration },
         &bar,
+        args.breakdown.then(|| Breakdown::new(!args.mode.is_mqtt())),
     )
     .await;
     let usage = watch.finish();
@@ -128,6 +132,7 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<u8, Failure> {
         concurrency: args.concurrency,
         warmup: args.warmup,
         tally: phase.tally,
+        breakdown: phase.breakdown,
         window: phase.window,
         qos: args.mode.is_mqtt().then_some(args.qos),
         payload_bytes: args.payload_bytes,

@@ -12,7 +12,7 @@ use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
 
 use super::modes::CallSpec;
 use thingcall_proto::wire::{
-    user_property, Topics, PROP_DEADLINE, PROP_STAGE, PROP_STATUS, STAGE_ACCEPTED,
+    user_property, Topics, PROP_DEADLINE, PROP_EXEC_US, PROP_STAGE, PROP_STATUS, STAGE_ACCEPTED,
 };
 
 /// The MQTT packet limit both ways, as the gateway raises its own.
@@ -233,6 +233,15 @@ pub fn parse_reply(publish: &Publish) -> Reply {
     }
 }
 
+/// The device's execution time from a final reply's `exec-us` user
+/// property (`None` when absent or not a number). Apart from
+/// [`parse_reply`] so only `--breakdown` pays for it.
+pub fn exec_time(publish: &Publish) -> Option<Duration> {
+    let props = publish.properties.as_ref()?;
+    let us = user_property(&props.user_properties, PROP_EXEC_US)?;
+    us.trim().parse().ok().map(Duration::from_micros)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +378,25 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(parse_reply(&reply(Some(short))), Reply::Malformed);
+    }
+
+    #[test]
+    fn exec_times() {
+        let with = |props: &[(&str, &str)]| {
+            reply(Some(PublishProperties {
+                user_properties: props
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            }))
+        };
+        assert_eq!(
+            exec_time(&with(&[("status", "200"), ("exec-us", "1234")])),
+            Some(Duration::from_micros(1234))
+        );
+        assert_eq!(exec_time(&with(&[("status", "200")])), None);
+        assert_eq!(exec_time(&with(&[("exec-us", "-3")])), None);
+        assert_eq!(exec_time(&reply(None)), None);
     }
 }

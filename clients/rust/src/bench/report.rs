@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::breakdown::Breakdown;
 use super::procstat::Usage;
 use super::tally::Tally;
 
@@ -19,6 +20,8 @@ pub struct Report {
     pub warmup: u64,
     /// The measured calls.
     pub tally: Tally,
+    /// `--breakdown`: where the ok calls' time went.
+    pub breakdown: Option<Breakdown>,
     /// The measured window: first call started to last call completed.
     pub window: Duration,
     /// Request QoS in the MQTT modes; `None` (the gateway's) otherwise.
@@ -94,6 +97,9 @@ impl Report {
         if !rss.is_empty() {
             fields.insert("peak_rss_kib".into(), Value::Object(rss));
         }
+        if let Some(b) = &self.breakdown {
+            fields.insert("breakdown_us".into(), b.json());
+        }
         obj
     }
 
@@ -142,6 +148,9 @@ impl Report {
         if let Some(label) = &self.label {
             row("label", label.clone());
         }
+        if let Some(b) = &self.breakdown {
+            t.push_str(&b.table(self.tally.ok()));
+        }
         t
     }
 }
@@ -154,6 +163,7 @@ fn round(x: f64, digits: i32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::breakdown::tests::sample_breakdown;
     use crate::bench::tally::tests::sample_tally;
 
     fn sample() -> Report {
@@ -163,6 +173,7 @@ mod tests {
             concurrency: 8,
             warmup: 0,
             tally: a,
+            breakdown: None,
             window: Duration::from_secs(2),
             qos: None,
             payload_bytes: 16,
@@ -216,6 +227,23 @@ mod tests {
         let j = bare.json();
         assert!(j.get("cpu_s").is_none() && j.get("gateway_peak_rss_kib").is_none());
         assert_eq!(j["qos"], 0);
+        assert!(j.get("breakdown_us").is_none());
+    }
+
+    #[test]
+    fn breakdown_when_asked() {
+        let mut r = sample();
+        r.breakdown = Some(sample_breakdown());
+        let j = r.json();
+        assert_eq!(j["breakdown_us"]["calls"], 100);
+        assert_eq!(j["breakdown_us"]["gateway"]["p50"], 300);
+        assert_eq!(j["latency_us"], sample().json()["latency_us"]);
+        let t = r.table();
+        assert!(t.starts_with(&sample().table()), "{t}");
+        assert!(
+            t.contains("broker+network") && t.contains("100 of 900 ok calls"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Runs the calls: `concurrency` worker tasks each take the next call
 //! number until the count is reached or the time is up, and keep their own
-//! [`Tally`] so the hot loop takes no lock.
+//! [`Tally`] (and [`Breakdown`]) so the hot loop takes no lock.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::breakdown::Breakdown;
 use super::modes::Caller;
-use super::tally::Tally;
+use super::tally::{Outcome, Tally};
 
 /// When a phase stops taking new calls.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +27,8 @@ pub struct Limits {
 pub struct Phase {
     /// Every completed call.
     pub tally: Tally,
+    /// Where the ok calls' time went, when asked for.
+    pub breakdown: Option<Breakdown>,
     /// From the start of the phase to the last call's completion.
     pub window: Duration,
 }
@@ -39,13 +42,16 @@ struct Counters {
 }
 
 /// Runs one phase with `concurrency` workers over `targets` devices
-/// (round-robin by call number), updating `progress` every 100 ms.
+/// (round-robin by call number), updating `progress` every 100 ms. With
+/// `breakdown` (an empty one, cloned per worker) the ok calls' figures are
+/// recorded too.
 pub async fn run(
     caller: &Caller,
     targets: usize,
     concurrency: u16,
     limits: Limits,
     progress: &ProgressBar,
+    breakdown: Option<Breakdown>,
 ) -> Phase {
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
@@ -70,6 +76,7 @@ pub async fn run(
         .map(|index| {
             let mut worker = caller.worker(index);
             let counters = counters.clone();
+            let mut breakdown = breakdown.clone();
             tokio::spawn(async move {
                 let mut tally = Tally::default();
                 loop {
@@ -82,18 +89,30 @@ pub async fn run(
                     }
                     let target = (n % targets as u64) as usize;
                     let began = Instant::now();
-                    let outcome = worker.call(target).await;
-                    tally.record(began.elapsed(), outcome);
+                    let done = worker.call(target).await;
+                    let latency = began.elapsed();
+                    if let Some(b) = &mut breakdown {
+                        if done.outcome == Outcome::Ok {
+                            b.record(latency, done.figures);
+                        }
+                    }
+                    tally.record(latency, done.outcome);
                     counters.done.fetch_add(1, Ordering::Relaxed);
                 }
-                tally
+                (tally, breakdown)
             })
         })
         .collect();
     let mut tally = Tally::default();
+    let mut all = breakdown;
     for worker in workers {
         match worker.await {
-            Ok(t) => tally.merge(t),
+            Ok((t, b)) => {
+                tally.merge(t);
+                if let (Some(all), Some(b)) = (&mut all, b) {
+                    all.merge(b);
+                }
+            }
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => panic!("bench worker: {e}"),
         }
@@ -102,7 +121,11 @@ pub async fn run(
     timer.abort();
     ticker.abort();
     progress.set_position(counters.done.load(Ordering::Relaxed));
-    Phase { tally, window }
+    Phase {
+        tally,
+        breakdown: all,
+        window,
+    }
 }
 
 /// A progress bar on stderr for a phase of `calls` calls (a counter

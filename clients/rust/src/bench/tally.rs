@@ -58,11 +58,22 @@ pub struct Tally {
     failed: HashMap<Cow<'static, str>, u64>,
 }
 
+/// An empty latency histogram in µs: 1 µs to one hour, 3 significant
+/// digits. Shared with [`super::breakdown`] so its histograms merge and
+/// read the same way as the latency one.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+/// `d` in whole µs, saturating (the histograms' unit).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 impl Default for Tally {
     fn default() -> Self {
         Tally {
-            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
-                .expect("valid histogram bounds"),
+            latency_us: latency_histogram(),
             ok: 0,
             failed: HashMap::new(),
         }
@@ -72,8 +83,7 @@ impl Default for Tally {
 impl Tally {
     /// Records one completed call.
     pub fn record(&mut self, latency: Duration, outcome: Outcome) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_us.saturating_record(us);
+        self.latency_us.saturating_record(micros(latency));
         match outcome {
             Outcome::Ok => self.ok += 1,
             Outcome::Failed(reason) => *self.failed.entry(reason).or_default() += 1,

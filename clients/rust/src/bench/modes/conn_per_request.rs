@@ -13,8 +13,9 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop};
 use rumqttc::Outgoing;
 use thingcall_proto::wire::Topics;
 
-use super::{CallSpec, MqttSetup};
-use crate::bench::mqtt::{parse_reply, Broker, Reply, Requests};
+use super::{CallSpec, Done, MqttSetup};
+use crate::bench::breakdown::Figures;
+use crate::bench::mqtt::{exec_time, parse_reply, Broker, Reply, Requests};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -39,6 +40,8 @@ struct Shared {
     next: AtomicU64,
     requests: Requests,
     targets: Vec<String>,
+    /// `--breakdown`: read each reply's `exec-us`.
+    breakdown: bool,
 }
 
 /// A worker's handle.
@@ -58,6 +61,7 @@ impl ConnPerRequest {
             next: AtomicU64::new(0),
             requests: Requests::new(&topics, &spec, mqtt.qos),
             targets: spec.targets.clone(),
+            breakdown: spec.breakdown,
             broker: mqtt.broker,
             topics,
         });
@@ -99,7 +103,7 @@ impl Worker {
     /// One call on its own connection. A connection that fails or does
     /// not finish subscribing within the timeout is `TRANSPORT`; no reply
     /// within the timeout is `DEVICE_TIMEOUT`.
-    pub async fn call(&mut self, target: usize) -> Outcome {
+    pub async fn call(&mut self, target: usize) -> Done {
         let s = &*self.shared;
         let n = s.next.fetch_add(1, Ordering::Relaxed);
         let client_id = format!("{}{n}", s.id_prefix);
@@ -112,10 +116,11 @@ impl Worker {
             .try_subscribe(reply_topic.clone(), QoS::AtLeastOnce)
             .is_err()
         {
-            return Outcome::TRANSPORT;
+            return Outcome::TRANSPORT.into();
         }
         let correlation = (u128::from(s.nonce) << 64) | u128::from(n);
         let mut stage = Stage::Connecting;
+        let mut device = None;
         let exchange = async {
             loop {
                 match event_loop.poll().await {
@@ -146,6 +151,9 @@ impl Worker {
                             correlation: c,
                             status,
                         } if c == correlation => {
+                            if s.breakdown {
+                                device = exec_time(&p);
+                            }
                             return status
                                 .map_or(Outcome::MALFORMED_REPLY, Outcome::from_device_status);
                         }
@@ -168,7 +176,13 @@ impl Worker {
         if matches!(stage, Stage::Connected | Stage::Subscribed) {
             disconnect(&client, &mut event_loop).await;
         }
-        outcome
+        Done {
+            outcome,
+            figures: Figures {
+                gateway: None,
+                device,
+            },
+        }
     }
 }
 

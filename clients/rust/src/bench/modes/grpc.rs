@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use thingcall_cli::{endpoint, CallError, Client};
 
-use super::{guarded, invoke_outcome, invoke_request, CallSpec};
-use crate::bench::tally::Outcome;
+use super::{guarded, invoke_done, invoke_request, CallSpec, Done};
 use crate::bench::Setup;
 
 /// Workers sharing one HTTP/2 connection.
@@ -67,12 +66,12 @@ impl Grpc {
 
 impl Worker {
     /// One Invoke.
-    pub async fn call(&mut self, target: usize) -> Outcome {
+    pub async fn call(&mut self, target: usize) -> Done {
         let spec = &self.spec;
         let req = invoke_request(spec, target, self.timeout);
         let client = &mut self.client;
         guarded(spec.timeout, async move {
-            invoke_outcome(client.raw().invoke(req).await)
+            invoke_done(client.raw().invoke(req).await, spec.breakdown)
         })
         .await
     }

@@ -10,8 +10,7 @@ use hyper_util::rt::TokioExecutor;
 use thingcall_cli::proto::device_gateway_client::DeviceGatewayClient;
 use tonic_web::{GrpcWebCall, GrpcWebClientService};
 
-use super::{guarded, invoke_outcome, invoke_request, probe_gateway, CallSpec};
-use crate::bench::tally::Outcome;
+use super::{guarded, invoke_done, invoke_request, probe_gateway, CallSpec, Done};
 use crate::bench::Setup;
 
 type HttpClient = Client<HttpConnector, GrpcWebCall<tonic::body::Body>>;
@@ -68,12 +67,12 @@ impl GrpcWeb {
 
 impl Worker {
     /// One Invoke.
-    pub async fn call(&mut self, target: usize) -> Outcome {
+    pub async fn call(&mut self, target: usize) -> Done {
         let spec = &self.spec;
         let req = invoke_request(spec, target, self.timeout);
         let client = &mut self.client;
         guarded(spec.timeout, async move {
-            invoke_outcome(client.invoke(req).await)
+            invoke_done(client.invoke(req).await, spec.breakdown)
         })
         .await
     }

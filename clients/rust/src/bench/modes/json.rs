@@ -14,7 +14,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use super::{guarded, probe_gateway, CallSpec};
+use super::{guarded, probe_gateway, CallSpec, Done};
+use crate::bench::breakdown::Figures;
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -43,6 +44,17 @@ pub struct Worker {
 #[derive(Deserialize)]
 struct Answer {
     status: i32,
+}
+
+/// The parts of a 200 answer the bench reads with `--breakdown`: also the
+/// timing figures, as proto3 JSON durations (`"0.000123s"`). Borrowed:
+/// the gateway never escapes anything in them.
+#[derive(Deserialize)]
+struct TimedAnswer<'a> {
+    status: i32,
+    elapsed: Option<&'a str>,
+    #[serde(rename = "deviceTime")]
+    device_time: Option<&'a str>,
 }
 
 /// The parts of an error answer the bench reads.
@@ -112,7 +124,7 @@ impl Json {
 
 impl Worker {
     /// One POST.
-    pub async fn call(&mut self, target: usize) -> Outcome {
+    pub async fn call(&mut self, target: usize) -> Done {
         let s = &self.shared;
         let mut req = Request::new(Full::new(s.body.clone()));
         *req.method_mut() = Method::POST;
@@ -121,13 +133,18 @@ impl Worker {
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         guarded(s.spec.timeout, async {
             let Ok(resp) = s.client.request(req).await else {
-                return Outcome::TRANSPORT;
+                return Outcome::TRANSPORT.into();
             };
             let code = resp.status();
             let Ok(body) = resp.into_body().collect().await else {
-                return Outcome::TRANSPORT;
+                return Outcome::TRANSPORT.into();
             };
-            outcome(code, &body.to_bytes())
+            let body = body.to_bytes();
+            if s.spec.breakdown {
+                timed(code, &body)
+            } else {
+                outcome(code, &body).into()
+            }
         })
         .await
     }
@@ -146,6 +163,40 @@ fn outcome(code: StatusCode, body: &[u8]) -> Outcome {
         Ok(e) if !e.error.reason.is_empty() => Outcome::Failed(e.error.reason.into()),
         _ => Outcome::Failed(format!("HTTP_{}", code.as_u16()).into()),
     }
+}
+
+/// [`outcome`] with the answer's `elapsed` and `deviceTime` (`--breakdown`).
+/// An answer whose figures cannot be read still gets its outcome.
+fn timed(code: StatusCode, body: &[u8]) -> Done {
+    if code == StatusCode::OK {
+        if let Ok(a) = serde_json::from_slice::<TimedAnswer>(body) {
+            return Done {
+                outcome: Outcome::from_device_status(a.status),
+                figures: Figures {
+                    gateway: a.elapsed.and_then(parse_duration),
+                    device: a.device_time.and_then(parse_duration),
+                },
+            };
+        }
+    }
+    outcome(code, body).into()
+}
+
+/// A proto3 JSON duration that is not negative: whole seconds, optionally
+/// a fraction of up to 9 digits, then `s` (`"2s"`, `"0.000123s"`).
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let number = text.strip_suffix('s')?;
+    let (secs, frac) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || (number.contains('.') && !digits(frac)) || frac.len() > 9 {
+        return None;
+    }
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u32>().ok()? * 10u32.pow(9 - frac.len() as u32)
+    };
+    Some(std::time::Duration::new(secs.parse().ok()?, nanos))
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -189,6 +240,69 @@ mod tests {
             "HTTP_502"
         );
         assert_eq!(outcome(StatusCode::OK, b"nope"), Outcome::MALFORMED_REPLY);
+    }
+
+    #[test]
+    fn figures_from_answers() {
+        let ok =
+            br#"{"status":200,"payloadBase64":"","elapsed":"0.000850s","deviceTime":"0.000123s"}"#;
+        let done = timed(StatusCode::OK, ok);
+        assert_eq!(done.outcome, Outcome::Ok);
+        assert_eq!(
+            done.figures,
+            Figures {
+                gateway: Some(std::time::Duration::from_micros(850)),
+                device: Some(std::time::Duration::from_micros(123)),
+            }
+        );
+        // No deviceTime: the device reported none.
+        let done = timed(StatusCode::OK, br#"{"status":500,"elapsed":"1.5s"}"#);
+        assert_eq!(done.outcome.name(), "DEVICE_STATUS_500");
+        assert_eq!(
+            done.figures.gateway,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(done.figures.device, None);
+        // Unreadable figures still give the outcome.
+        let done = timed(StatusCode::OK, br#"{"status":200,"elapsed":7}"#);
+        assert_eq!(
+            (done.outcome, done.figures),
+            (Outcome::Ok, Figures::default())
+        );
+        let err = br#"{"error":{"code":504,"reason":"DEVICE_TIMEOUT","message":"m"}}"#;
+        let done = timed(StatusCode::GATEWAY_TIMEOUT, err);
+        assert_eq!(done.outcome, Outcome::DEVICE_TIMEOUT);
+        assert_eq!(
+            timed(StatusCode::OK, b"nope").outcome,
+            Outcome::MALFORMED_REPLY
+        );
+    }
+
+    #[test]
+    fn proto_json_durations() {
+        let d = std::time::Duration::from_nanos;
+        assert_eq!(parse_duration("0s"), Some(d(0)));
+        assert_eq!(parse_duration("2s"), Some(d(2_000_000_000)));
+        assert_eq!(parse_duration("0.000123s"), Some(d(123_000)));
+        assert_eq!(parse_duration("1.5s"), Some(d(1_500_000_000)));
+        assert_eq!(parse_duration("0.000000001s"), Some(d(1)));
+        for bad in [
+            "",
+            "s",
+            "1",
+            "-1s",
+            "1.s",
+            ".5s",
+            "1.0000000001s",
+            "1.5ms",
+            "x s",
+            "+1s",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        // What the request sends reads back.
+        let t = std::time::Duration::from_millis(200);
+        assert_eq!(parse_duration(&proto_duration(t)), Some(t));
     }
 
     #[test]

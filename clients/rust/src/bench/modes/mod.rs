@@ -1,6 +1,7 @@
 //! The five ways of making a call. Each mode connects once ([`Caller`]),
 //! hands every worker task its own handle ([`Worker`]), and turns each
-//! call's result into an [`Outcome`].
+//! call's result into an [`Outcome`] (and, with `--breakdown`, the
+//! [`Figures`] its reply carried).
 
 mod conn_per_request;
 mod grpc;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use thingcall_cli::CallError;
 
 use super::args::Mode;
+use super::breakdown::Figures;
 use super::mqtt::Broker;
 use super::tally::Outcome;
 use super::Setup;
@@ -36,6 +38,28 @@ pub struct CallSpec {
     pub payload: Bytes,
     /// Deadline of each call.
     pub timeout: Duration,
+    /// `--breakdown`: read the timing figures of each reply. Off, the
+    /// modes skip that work and return empty [`Figures`].
+    pub breakdown: bool,
+}
+
+/// How one call ended, with what its reply said about where the time went
+/// (empty without `--breakdown`, or when the call failed).
+#[derive(Debug)]
+pub struct Done {
+    /// The call's outcome.
+    pub outcome: Outcome,
+    /// The reply's timing figures.
+    pub figures: Figures,
+}
+
+impl From<Outcome> for Done {
+    fn from(outcome: Outcome) -> Done {
+        Done {
+            outcome,
+            figures: Figures::default(),
+        }
+    }
 }
 
 /// How the MQTT modes reach the broker and address the devices.
@@ -124,7 +148,7 @@ impl Caller {
 
 impl Worker {
     /// Makes one call to the target with index `target`.
-    pub async fn call(&mut self, target: usize) -> Outcome {
+    pub async fn call(&mut self, target: usize) -> Done {
         match self {
             Worker::Grpc(w) => w.call(target).await,
             Worker::Json(w) => w.call(target).await,
@@ -150,13 +174,30 @@ pub fn invoke_request(
     }
 }
 
-/// The outcome of a gRPC or gRPC-web Invoke.
-pub fn invoke_outcome(
+/// The outcome of a gRPC or gRPC-web Invoke, with the reply's `elapsed`
+/// and `device_time` when `breakdown` asks for them.
+pub fn invoke_done(
     result: Result<tonic::Response<thingcall_cli::proto::InvokeResponse>, tonic::Status>,
-) -> Outcome {
+    breakdown: bool,
+) -> Done {
     match result {
-        Ok(reply) => Outcome::from_device_status(reply.get_ref().status),
-        Err(status) => status_outcome(status),
+        Ok(reply) => {
+            let reply = reply.get_ref();
+            let outcome = Outcome::from_device_status(reply.status);
+            if !breakdown {
+                return outcome.into();
+            }
+            // A negative (invalid) duration is no figure.
+            let std = |d: Option<prost_types::Duration>| d.and_then(|d| d.try_into().ok());
+            Done {
+                outcome,
+                figures: Figures {
+                    gateway: std(reply.elapsed),
+                    device: std(reply.device_time),
+                },
+            }
+        }
+        Err(status) => status_outcome(status).into(),
     }
 }
 
@@ -174,10 +215,10 @@ pub fn status_outcome(status: tonic::Status) -> Outcome {
 
 /// Runs `call`, giving up with `CLIENT_TIMEOUT` at `timeout` plus
 /// [`GATEWAY_GRACE`].
-pub async fn guarded(timeout: Duration, call: impl Future<Output = Outcome>) -> Outcome {
+pub async fn guarded(timeout: Duration, call: impl Future<Output = Done>) -> Done {
     tokio::time::timeout(timeout + GATEWAY_GRACE, call)
         .await
-        .unwrap_or(Outcome::CLIENT_TIMEOUT)
+        .unwrap_or_else(|_| Outcome::CLIENT_TIMEOUT.into())
 }
 
 /// Checks that the gateway at `server` answers a gRPC connection, for the
@@ -211,5 +252,39 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let status = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(io))));
         assert_eq!(status_outcome(status), Outcome::TRANSPORT);
+    }
+
+    #[test]
+    fn figures_only_with_breakdown() {
+        let reply = |device_nanos: i32| {
+            Ok(tonic::Response::new(thingcall_cli::proto::InvokeResponse {
+                status: 200,
+                elapsed: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: 850_000,
+                }),
+                device_time: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: device_nanos,
+                }),
+                ..Default::default()
+            }))
+        };
+        let done = invoke_done(reply(123_000), false);
+        assert_eq!(done.outcome, Outcome::Ok);
+        assert_eq!(done.figures, Figures::default());
+        let done = invoke_done(reply(123_000), true);
+        assert_eq!(
+            done.figures,
+            Figures {
+                gateway: Some(Duration::from_micros(850)),
+                device: Some(Duration::from_micros(123)),
+            }
+        );
+        // A negative duration is no figure.
+        assert_eq!(invoke_done(reply(-1), true).figures.device, None);
+        let failed = invoke_done(Err(tonic::Status::not_found("x")), true);
+        assert_eq!(failed.outcome.name(), "NOT_FOUND");
+        assert_eq!(failed.figures, Figures::default());
     }
 }

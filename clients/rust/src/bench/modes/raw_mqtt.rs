@@ -16,8 +16,9 @@ use thingcall_proto::wire::Topics;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{CallSpec, MqttSetup};
-use crate::bench::mqtt::{parse_reply, Reply, Requests};
+use super::{CallSpec, Done, MqttSetup};
+use crate::bench::breakdown::Figures;
+use crate::bench::mqtt::{exec_time, parse_reply, Reply, Requests};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -27,9 +28,12 @@ const REPLY_QOS: QoS = QoS::AtMostOnce;
 /// Longest wait for the broker to connect and confirm the subscription.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(15);
 
-/// Calls waiting for their reply, by correlation id. The sender carries the
-/// device's status (`None`: unreadable).
-type Pending = Mutex<HashMap<u128, oneshot::Sender<Option<i32>>>>;
+/// What the event loop hands a waiting call: the device's status (`None`:
+/// unreadable) and, with `--breakdown`, its execution time.
+type Answer = (Option<i32>, Option<Duration>);
+
+/// Calls waiting for their reply, by correlation id.
+type Pending = Mutex<HashMap<u128, oneshot::Sender<Answer>>>;
 
 /// The one connection and its correlation table.
 pub struct RawMqtt {
@@ -46,6 +50,8 @@ struct Shared {
     requests: Requests,
     /// `{root}/gateways/{bench-id}/replies/{target}` by target index.
     reply_topics: Vec<String>,
+    /// `--breakdown`: read each reply's `exec-us`.
+    breakdown: bool,
 }
 
 /// A worker's handle.
@@ -80,6 +86,7 @@ impl RawMqtt {
                 .iter()
                 .map(|t| topics.reply(&bench_id, t))
                 .collect(),
+            breakdown: spec.breakdown,
         });
         let (ready_tx, ready_rx) = oneshot::channel();
         let task = tokio::spawn(run_event_loop(
@@ -136,7 +143,7 @@ impl RawMqtt {
 
 impl Worker {
     /// One request and its reply.
-    pub async fn call(&mut self, target: usize) -> Outcome {
+    pub async fn call(&mut self, target: usize) -> Done {
         let s = &*self.shared;
         let id = (u128::from(s.nonce) << 64) | u128::from(s.next.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
@@ -154,16 +161,22 @@ impl Worker {
             .await;
         if published.is_err() {
             s.pending.lock().expect("pending lock").remove(&id);
-            return Outcome::TRANSPORT;
+            return Outcome::TRANSPORT.into();
         }
         match tokio::time::timeout(s.requests.timeout, rx).await {
-            Ok(Ok(Some(status))) => Outcome::from_device_status(status),
-            Ok(Ok(None)) => Outcome::MALFORMED_REPLY,
+            Ok(Ok((Some(status), device))) => Done {
+                outcome: Outcome::from_device_status(status),
+                figures: Figures {
+                    gateway: None,
+                    device,
+                },
+            },
+            Ok(Ok((None, _))) => Outcome::MALFORMED_REPLY.into(),
             // The connection dropped: the table was cleared.
-            Ok(Err(_)) => Outcome::TRANSPORT,
+            Ok(Err(_)) => Outcome::TRANSPORT.into(),
             Err(_) => {
                 s.pending.lock().expect("pending lock").remove(&id);
-                Outcome::DEVICE_TIMEOUT
+                Outcome::DEVICE_TIMEOUT.into()
             }
         }
     }
@@ -194,7 +207,12 @@ async fn run_event_loop(
                         .expect("pending lock")
                         .remove(&correlation);
                     if let Some(tx) = waiter {
-                        let _ = tx.send(status);
+                        let device = if shared.breakdown {
+                            exec_time(&publish)
+                        } else {
+                            None
+                        };
+                        let _ = tx.send((status, device));
                     }
                 }
                 Reply::Interim | Reply::Malformed => {}
