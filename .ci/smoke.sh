@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p thingcall-server -p thingcall-cli -p thingcall-device-sim
 buf=${BUF:-.ci/node/node_modules/.bin/buf}
-bin=target/debug
+bin=${CARGO_TARGET_DIR:-target}/debug
 log=$(mktemp)
 "$bin/thingcall-server" --demo 3 >"$log" 2>&1 &
 server=$!

@@ -20,7 +20,7 @@ payload=64
 
 cargo build --release -q -p thingcall-server -p thingcall-cli -p thingcall-device-sim
 cargo build --release -q -p thingcall-testkit --bin delay-proxy
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 pids=()
 cleanup() {
