@@ -58,7 +58,7 @@ goal_rows = [{"goal": g, "value": round(v, 3), "target": t, "met": bool(ok(v))} 
 result = {
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release()},
-    "commit": subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+    "commit": subprocess.run(["git", "-C", root, "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True).stdout.strip(),
     "settings": {"leg_time": a.leg_time, "payload_bytes": a.payload, "devices": a.devices},
     "legs": legs, "memory": memory, "presence": presence, "goals": goal_rows,
 }
