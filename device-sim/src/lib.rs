@@ -56,6 +56,7 @@ mod seed;
 mod seen;
 mod serve;
 mod session;
+mod trace;
 mod url;
 
 /// Payload type of requests and replies (re-exported so callers need not

@@ -216,8 +216,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(plan));
+    runtime.block_on(async {
+        let traces = start_traces();
+        run(plan).await;
+        if let Some(provider) = traces {
+            // Flushes the last spans; blocking, so off the async workers.
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        }
+    });
     ExitCode::SUCCESS
+}
+
+/// Installs the OTLP tracer provider the `OTEL_*` environment asks for, so
+/// each traced request gets a span continuing the gateway's trace.
+fn start_traces() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    match thingcall_proto::trace::provider_from_env("thingcall-sim") {
+        Ok(Some(provider)) => {
+            opentelemetry::global::set_tracer_provider(provider.clone());
+            info!("exporting traces over OTLP");
+            Some(provider)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            warn!("traces off: {e}");
+            None
+        }
+    }
 }
 
 /// Prints the first line of `msg` as one clear line and returns exit 64.

@@ -13,13 +13,14 @@ use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use thingcall_proto::wire::{
     user_property, DeviceTopic, PROP_DEADLINE, PROP_EXEC_US, PROP_STAGE, PROP_STATUS,
-    STAGE_ACCEPTED,
+    PROP_TRACEPARENT, STAGE_ACCEPTED,
 };
 use tokio::task::JoinSet;
 use tracing::debug;
 
 use crate::handlers::{Reply, Request};
 use crate::session::{AbortOnDrop, Conn, Ctl};
+use crate::trace;
 
 /// Status and text of the reply to a method without a handler.
 const NOT_SUPPORTED: (i32, &str) = (501, "method not supported");
@@ -80,6 +81,11 @@ pub(crate) fn on_request(conn: &Arc<Conn>, publish: Publish, tasks: &mut JoinSet
         }
     }
     shared.stats.executed.fetch_add(1, Ordering::Relaxed);
+    // Only a traced request (the gateway sends `traceparent` only when it
+    // traces) costs a span; others pay one property scan.
+    let span = user_property(&props.user_properties, PROP_TRACEPARENT)
+        .is_some()
+        .then(|| trace::start(topic, id, &method, &props.user_properties));
     let request = Request {
         device: id.to_owned(),
         method,
@@ -93,7 +99,7 @@ pub(crate) fn on_request(conn: &Arc<Conn>, publish: Publish, tasks: &mut JoinSet
         correlation: props.correlation_data,
         qos: publish.qos,
     };
-    tasks.spawn(serve(conn.clone(), request, to));
+    tasks.spawn(serve(conn.clone(), request, to, span));
 }
 
 /// The topic of an incoming publish as text, unless the device is stopping or the
@@ -112,7 +118,7 @@ pub(crate) fn accepting_topic<'a>(conn: &Conn, topic: &'a [u8]) -> Option<&'a st
 }
 
 /// Runs one accepted request to its final reply.
-async fn serve(conn: Arc<Conn>, request: Request, to: ReplyTo) {
+async fn serve(conn: Arc<Conn>, request: Request, to: ReplyTo, span: Option<trace::Span>) {
     let opts = &conn.shared.opts;
     if opts.ack {
         let props = reply_props(&to, vec![(PROP_STAGE.into(), STAGE_ACCEPTED.into())], None);
@@ -132,6 +138,9 @@ async fn serve(conn: Arc<Conn>, request: Request, to: ReplyTo) {
         run_handler(&conn, request).await
     };
     let exec_us = started.elapsed().as_micros();
+    if let Some(span) = span {
+        trace::finish(span, reply.status);
+    }
     if !opts.latency.is_zero() {
         tokio::time::sleep(opts.latency).await;
     }

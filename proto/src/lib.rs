@@ -3,6 +3,8 @@
 //! and the MQTT 5 wire contract between gateway and devices ([`wire`]).
 
 pub mod codec;
+#[cfg(feature = "otel")]
+pub mod trace;
 pub mod wire;
 
 /// Generated gRPC types and the `DeviceGateway` client and server.
