@@ -6,6 +6,7 @@
 //! (reply vs. timeout vs. device offline vs. broker lost vs. cancel).
 
 use std::collections::{HashMap, VecDeque};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -28,6 +29,9 @@ pub struct Reply {
     pub content_type: Option<String>,
     /// Device-reported execution time in µs (`exec-us`).
     pub exec_us: Option<u64>,
+    /// When the device's interim `accepted` reply came, if it sent one
+    /// (filled in by the table when the call completes).
+    pub accepted_at: Option<SystemTime>,
 }
 
 /// What ends a call.
@@ -35,7 +39,7 @@ pub type Completion = Result<Reply, Error>;
 
 struct Pending {
     device: Box<str>,
-    accepted: bool,
+    accepted_at: Option<SystemTime>,
     tx: oneshot::Sender<Completion>,
 }
 
@@ -127,7 +131,7 @@ impl CallTable {
             id,
             Pending {
                 device: device.into(),
-                accepted: false,
+                accepted_at: None,
                 tx,
             },
         );
@@ -147,6 +151,10 @@ impl CallTable {
                 }
             }
         };
+        let reply = Reply {
+            accepted_at: pending.accepted_at,
+            ..reply
+        };
         // A receiver dropped at this instant is a cancelled caller: nothing to do.
         let _ = pending.tx.send(Ok(reply));
         Delivery::Delivered
@@ -159,7 +167,7 @@ impl CallTable {
             None => inner.missing(id),
             Some(p) if &*p.device != device => Delivery::Foreign,
             Some(p) => {
-                p.accepted = true;
+                p.accepted_at.get_or_insert_with(SystemTime::now);
                 Delivery::Delivered
             }
         }
@@ -172,7 +180,7 @@ impl CallTable {
         let mut inner = self.inner.lock();
         let removed = inner.calls.remove(&id)?;
         inner.remember(id, Ended::Expired);
-        Some(removed.accepted)
+        Some(removed.accepted_at.is_some())
     }
 
     /// Fails every call in flight to `device` with `err`; returns how many.
@@ -239,6 +247,7 @@ mod tests {
             payload: Bytes::from_static(body.as_bytes()),
             content_type: None,
             exec_us: None,
+            accepted_at: None,
         }
     }
 

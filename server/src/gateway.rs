@@ -3,14 +3,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use opentelemetry_sdk::trace::SdkTracer;
 use parking_lot::RwLock;
-use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::AsyncClient;
 use thingcall_proto::v1::{self, device_event::Kind, Contract, InvocationOutcome, InvokeRequest};
-use thingcall_proto::wire::{self, SeedRequest, SeedTopics, Topics};
+use thingcall_proto::wire::{self, SeedTopics, Topics};
 use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
@@ -19,6 +19,7 @@ use crate::calls::{CallId, CallTable, Completion, Reply};
 use crate::error::Error;
 use crate::metrics::{self, CallMetrics, Snapshot};
 use crate::presence::{DeviceState, Reachability, Registry};
+use crate::telemetry::{CallTrace, Caller};
 use crate::validate;
 use crate::watch::{Hub, SharedEvent};
 
@@ -81,7 +82,7 @@ pub struct Gateway {
     pub(crate) cfg: CoreConfig,
     pub(crate) topics: Topics,
     pub(crate) seed: SeedTopics,
-    client: AsyncClient,
+    pub(crate) client: AsyncClient,
     pub(crate) calls: CallTable,
     pub(crate) registry: RwLock<Registry>,
     pub(crate) hub: Hub,
@@ -96,6 +97,8 @@ pub struct Gateway {
     pub(crate) sessions_up: AtomicU64,
     /// Outcomes and durations of calls, for `/metrics`.
     metrics: CallMetrics,
+    /// Set when the process exports traces; `None` costs calls nothing.
+    pub(crate) tracer: Option<SdkTracer>,
 }
 
 /// Removes a call whose caller went away (future dropped) before it ended.
@@ -128,6 +131,7 @@ impl Gateway {
             connection_failures: AtomicU64::new(0),
             sessions_up: AtomicU64::new(0),
             metrics: CallMetrics::new(cfg.metrics_max_methods),
+            tracer: None,
             client,
             cfg,
         }
@@ -156,6 +160,18 @@ impl Gateway {
     /// MQTT connections lost or refused since start.
     pub fn connection_failures(&self) -> u64 {
         self.connection_failures.load(Ordering::Relaxed)
+    }
+
+    /// Traces every call with `tracer` (see [`crate::telemetry`]).
+    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
+        self.tracer = Some(tracer);
+        self
+    }
+
+    /// Whether calls are traced: adapters read the caller's trace context
+    /// from its headers only then.
+    pub fn tracing(&self) -> bool {
+        self.tracer.is_some()
     }
 
     /// Calls in flight.
@@ -192,12 +208,8 @@ impl Gateway {
     }
 
     /// Runs `req.method` on `req.target` and waits for the answer.
-    /// `caller_deadline` is the caller's own deadline (gRPC `grpc-timeout`).
-    pub async fn invoke(
-        &self,
-        req: InvokeRequest,
-        caller_deadline: Option<Instant>,
-    ) -> Result<Answer, Error> {
+    /// `caller` adds the caller's own deadline and trace context.
+    pub async fn invoke(&self, req: InvokeRequest, caller: Caller) -> Result<Answer, Error> {
         let received = Instant::now();
         let valid = wire::validate_id("method", &req.method).is_ok();
         let series = self.metrics.series(&req.method, valid);
@@ -210,11 +222,22 @@ impl Gateway {
             request_id = %uuid::Uuid::from_u128(id),
             target = %req.target,
             method = %req.method,
+            trace_id = tracing::field::Empty,
         );
+        let trace = self
+            .tracer
+            .as_ref()
+            .map(|t| CallTrace::start(t, &caller, &req.target, &req.method, id));
+        if let Some(trace) = &trace {
+            span.record("trace_id", tracing::field::display(trace.trace_id()));
+        }
         let result = self
-            .call(req, id, caller_deadline, received)
+            .call(req, id, caller.deadline, received, trace.as_ref())
             .instrument(span.clone())
             .await;
+        if let Some(trace) = trace {
+            trace.finish(result.as_ref().map(|a| &a.reply));
+        }
         let outcome = match &result {
             Ok(_) => "OK",
             Err(e) => e.reason(),
@@ -238,6 +261,7 @@ impl Gateway {
         id: CallId,
         caller_deadline: Option<Instant>,
         received: Instant,
+        trace: Option<&CallTrace>,
     ) -> Result<Answer, Error> {
         let limits = validate::invoke(&req, &self.cfg, received, caller_deadline)?;
         if self.draining.load(Ordering::Relaxed) {
@@ -267,7 +291,7 @@ impl Gateway {
                 Err(Error::DeviceOffline(req.target.clone())),
             );
         }
-        if !self.publish_request(&req, limits.contract, id, limits.deadline) {
+        if !self.publish_request(&req, limits.contract, id, limits.deadline, trace) {
             return self.finish(&req, id, received, Err(Error::BrokerUnavailable));
         }
         let result: Completion =
@@ -316,80 +340,6 @@ impl Gateway {
             request_id: id,
             elapsed,
         })
-    }
-
-    /// Queues the request for the session task without waiting: the queue
-    /// holds more than the call table admits, so it is full only when the
-    /// session is stuck, and then the answer is `BROKER_UNAVAILABLE` now.
-    /// Returns whether the request was queued.
-    fn publish_request(
-        &self,
-        req: &InvokeRequest,
-        contract: Contract,
-        id: CallId,
-        deadline: Instant,
-    ) -> bool {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if contract == Contract::Seed {
-            return self.publish_seed_request(req, id, remaining);
-        }
-        let deadline_ms = unix_ms(SystemTime::now() + remaining);
-        let mut user_properties = Vec::with_capacity(2 + req.metadata.len());
-        user_properties.push((wire::PROP_DEADLINE.to_owned(), deadline_ms.to_string()));
-        if !req.idempotency_key.is_empty() {
-            user_properties.push((
-                wire::PROP_IDEMPOTENCY_KEY.to_owned(),
-                req.idempotency_key.clone(),
-            ));
-        }
-        user_properties.extend(req.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let props = PublishProperties {
-            // Rounded up (at least 1 s: some brokers read 0 as "never") so a
-            // device never sees a request expire early; the `deadline`
-            // property carries the exact instant.
-            message_expiry_interval: Some(expiry_secs(remaining)),
-            response_topic: Some(self.topics.reply(&self.cfg.gateway_id, &req.target)),
-            correlation_data: Some(bytes::Bytes::copy_from_slice(&id.to_be_bytes())),
-            content_type: (!req.content_type.is_empty()).then(|| req.content_type.clone()),
-            user_properties,
-            ..Default::default()
-        };
-        self.client
-            .try_publish_with_properties(
-                self.topics.request(&req.target, &req.method),
-                self.cfg.qos,
-                false,
-                req.payload.clone(),
-                props,
-            )
-            .is_ok()
-    }
-
-    /// The AWS sample's request: its topic layout and JSON body, the
-    /// correlation id as `m_id`. MQTT 5 brokers still enforce the expiry.
-    fn publish_seed_request(&self, req: &InvokeRequest, id: CallId, remaining: Duration) -> bool {
-        let m_id = uuid::Uuid::from_u128(id).to_string();
-        let body = SeedRequest {
-            timestamp: unix_ms(SystemTime::now()).to_string(),
-            // Validated as UTF-8 before the call was admitted.
-            request: String::from_utf8_lossy(&req.payload).into_owned(),
-            id: m_id.clone(),
-        };
-        let payload = serde_json::to_vec(&body).expect("seed request serializes");
-        let props = PublishProperties {
-            message_expiry_interval: Some(expiry_secs(remaining)),
-            content_type: Some("application/json".to_owned()),
-            ..Default::default()
-        };
-        self.client
-            .try_publish_with_properties(
-                self.seed.request(&req.target, &req.method, &m_id),
-                self.cfg.qos,
-                false,
-                payload,
-                props,
-            )
-            .is_ok()
     }
 
     /// Waits (up to `connect_deadline`) until the device may be called.
@@ -494,17 +444,6 @@ impl Gateway {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn unix_ms(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
-}
-
-/// MessageExpiryInterval for `remaining`: whole seconds rounded up, at least 1.
-fn expiry_secs(remaining: Duration) -> u32 {
-    let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
-    secs.clamp(1, u64::from(u32::MAX)) as u32
-}
-
 /// The API's view of one registry entry.
 pub(crate) fn device_proto(id: &str, s: &DeviceState) -> v1::Device {
     v1::Device {
@@ -519,18 +458,4 @@ pub(crate) fn device_proto(id: &str, s: &DeviceState) -> v1::Device {
 /// Keeps `Arc<Gateway>` usable where the session wants `Arc<dyn Incoming>`.
 pub fn as_incoming(g: &Arc<Gateway>) -> Arc<dyn crate::mqtt::Incoming> {
     g.clone()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiry_rounds_up_and_is_never_zero() {
-        assert_eq!(expiry_secs(Duration::ZERO), 1);
-        assert_eq!(expiry_secs(Duration::from_millis(1)), 1);
-        assert_eq!(expiry_secs(Duration::from_millis(1000)), 1);
-        assert_eq!(expiry_secs(Duration::from_millis(1001)), 2);
-        assert_eq!(expiry_secs(Duration::from_secs(300)), 300);
-    }
 }

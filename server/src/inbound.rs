@@ -48,6 +48,7 @@ impl Gateway {
                 payload: p.payload.clone(),
                 content_type: props.content_type.clone(),
                 exec_us,
+                accepted_at: None,
             };
             self.calls.complete(id, device, reply)
         };
@@ -77,6 +78,7 @@ impl Gateway {
                 .into(),
             content_type: Some("application/json".to_owned()),
             exec_us: None,
+            accepted_at: None,
         };
         self.count(self.calls.complete(id.as_u128(), device, reply));
     }

@@ -18,7 +18,9 @@ mod inbound;
 pub mod metrics;
 pub mod mqtt;
 pub mod presence;
+mod publish;
 pub mod server;
+pub mod telemetry;
 pub mod validate;
 pub mod watch;
 

@@ -23,6 +23,8 @@ use crate::api::grpc::GrpcApi;
 use crate::config::{BrokerUrl, Config};
 use crate::gateway::{as_incoming, CoreConfig, Gateway};
 use crate::mqtt::{new_session, spawn_session, SessionSettings};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 
 /// How long shutdown waits for calls in flight.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -41,6 +43,7 @@ pub struct Running {
     demo: Vec<thingcall_device_sim::DeviceHandle>,
     #[cfg(feature = "embedded-broker")]
     broker: Option<crate::broker::EmbeddedBroker>,
+    traces: Option<SdkTracerProvider>,
 }
 
 /// Starts everything `config` asks for and returns once the gRPC port is
@@ -115,7 +118,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         request_queue: config.max_in_flight.saturating_add(64),
     };
     let (client, eventloop) = new_session(&settings);
-    let gateway = Arc::new(Gateway::new(core_cfg, client.clone()));
+    let traces = thingcall_proto::trace::provider_from_env("thingcall-gateway")
+        .map_err(anyhow::Error::msg)?;
+    let mut gateway = Gateway::new(core_cfg, client.clone());
+    if let Some(provider) = &traces {
+        gateway = gateway.with_tracer(provider.tracer("thingcall-gateway"));
+        // Demo devices in this process trace through the same provider.
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        tracing::info!("exporting traces over OTLP");
+    }
+    let gateway = Arc::new(gateway);
     let settings = SessionSettings {
         subscriptions: gateway.subscriptions(),
         ..settings
@@ -152,6 +164,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         demo,
         #[cfg(feature = "embedded-broker")]
         broker,
+        traces,
     })
 }
 
@@ -280,6 +293,10 @@ impl Running {
         #[cfg(feature = "embedded-broker")]
         if let Some(b) = self.broker {
             b.stop().await;
+        }
+        if let Some(provider) = self.traces {
+            // Exports the spans still batched; blocking, so off the workers.
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         }
     }
 }

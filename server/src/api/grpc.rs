@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use thingcall_proto::trace;
 use thingcall_proto::v1::device_gateway_server::DeviceGateway;
 use thingcall_proto::v1::{
     Device, DeviceEvent, GetDeviceRequest, InvokeRequest, InvokeResponse, ListDevicesRequest,
@@ -13,6 +14,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::gateway::Gateway;
+use crate::telemetry::{Caller, Surface};
 
 /// The service implementation; cheap to clone.
 #[derive(Clone)]
@@ -35,11 +37,16 @@ impl DeviceGateway for GrpcApi {
         &self,
         request: Request<InvokeRequest>,
     ) -> Result<Response<InvokeResponse>, Status> {
-        let caller_deadline = grpc_timeout(request.metadata()).map(|t| Instant::now() + t);
-        let answer = self
-            .core
-            .invoke(request.into_inner(), caller_deadline)
-            .await?;
+        let headers = request.metadata().as_ref();
+        let web = headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
+        let caller = Caller {
+            deadline: grpc_timeout(request.metadata()).map(|t| Instant::now() + t),
+            parent: self.core.tracing().then(|| trace::from_headers(headers)),
+            surface: if web { Surface::GrpcWeb } else { Surface::Grpc },
+        };
+        let answer = self.core.invoke(request.into_inner(), caller).await?;
         let reply = answer.reply;
         Ok(Response::new(InvokeResponse {
             status: reply.status,

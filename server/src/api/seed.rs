@@ -8,17 +8,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use thingcall_proto::trace;
 use thingcall_proto::v1::{Contract, InvokeRequest};
 
 use crate::api::http::error::status;
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::telemetry::{Caller, Surface};
 
 /// The sample's default when `timeout` is absent, and its range.
 const DEFAULT_TIMEOUT_SECS: u64 = 10;
@@ -43,7 +45,11 @@ fn invalid(code: StatusCode, reason: &str, msg: impl Into<String>) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn invoke(State(core): State<Arc<Gateway>>, Query(q): Query<InvokeQuery>) -> Response {
+async fn invoke(
+    State(core): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<InvokeQuery>,
+) -> Response {
     let started = Instant::now();
     let missing: Vec<&str> = [
         ("request", &q.request),
@@ -74,7 +80,12 @@ async fn invoke(State(core): State<Arc<Gateway>>, Query(q): Query<InvokeQuery>) 
         contract: Contract::Seed as i32,
         ..Default::default()
     };
-    let result = core.invoke(req, None).await;
+    let caller = Caller {
+        deadline: None,
+        parent: core.tracing().then(|| trace::from_headers(&headers)),
+        surface: Surface::Seed,
+    };
+    let result = core.invoke(req, caller).await;
     let elapsed = started.elapsed().as_millis().to_string();
     match result {
         Ok(answer) => {

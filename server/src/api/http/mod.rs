@@ -15,14 +15,16 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use thingcall_proto::trace;
 
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::telemetry::{Caller, Surface};
 pub use error::ApiError;
 
 /// The HTTP/JSON routes over `core`.
@@ -50,6 +52,7 @@ pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiErro
 async fn invoke(
     State(core): State<Arc<Gateway>>,
     Path((target, method)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     // Room for base64 (4/3) and the JSON around the payload.
@@ -57,7 +60,12 @@ async fn invoke(
     let started = Instant::now();
     let body = read_body(body, limit).await?;
     let req = json::invoke_request(target, method, &body)?;
-    let answer = core.invoke(req, None).await?;
+    let caller = Caller {
+        deadline: None,
+        parent: core.tracing().then(|| trace::from_headers(&headers)),
+        surface: Surface::Http,
+    };
+    let answer = core.invoke(req, caller).await?;
     let mut response = Json(json::answer(&answer)).into_response();
     let timing = server_timing(&answer, started.elapsed());
     if let Ok(v) = HeaderValue::from_str(&timing) {

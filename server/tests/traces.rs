@@ -1,0 +1,314 @@
+//! One trace from caller to device and back, across processes: the gateway
+//! binary runs as its own process exporting to an OTLP receiver in this
+//! test, and the device runs here with its own tracer provider, exporting to
+//! the same receiver. A caller's `traceparent` must become the parent of the
+//! gateway's span, the device's span the child of the gateway's publish span;
+//! a timeout and a device error are recorded as such.
+//!
+//! One test function: the OTEL_* environment is process-wide.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::http::request;
+use common::soon;
+use http::Method;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
+use thingcall_device_sim::{spawn_device, standard_methods, DeviceOptions};
+use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
+use thingcall_proto::v1::InvokeRequest;
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_ID: &str = "00f067aa0ba902b7";
+
+/// Spans received, with the `service.name` of the process that sent them.
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<Vec<(String, Span)>>>);
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut got = self.0.lock().unwrap();
+        for rs in req.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|r| string_attr(&r.attributes, "service.name"))
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                got.extend(ss.spans.into_iter().map(|s| (service.clone(), s)));
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Receiver {
+    fn spans(&self) -> Vec<(String, Span)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn string_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            Value::IntValue(i) => Some(i.to_string()),
+            Value::BoolValue(b) => Some(b.to_string()),
+            _ => None,
+        }
+    })
+}
+
+fn attr(span: &Span, key: &str) -> String {
+    string_attr(&span.attributes, key)
+        .unwrap_or_else(|| panic!("span {:?} has no {key}: {:?}", span.name, span.attributes))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The gateway process; stopped with SIGTERM so it flushes its spans.
+struct Gateway(Child);
+
+impl Gateway {
+    /// Stops the gateway and returns what it logged.
+    fn terminate(mut self) -> String {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let mut logs = String::new();
+        if let Some(mut err) = self.0.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut logs);
+        }
+        let _ = self.0.wait();
+        logs
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_from_caller_through_gateway_and_device() {
+    // The receiver.
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let endpoint = format!("http://{otlp}");
+
+    // Without an endpoint nothing is built; with OTEL_SDK_DISABLED neither.
+    std::env::remove_var("OTEL_EXPORTER_OTLP_ENDPOINT");
+    assert!(thingcall_proto::trace::provider_from_env("x")
+        .unwrap()
+        .is_none());
+    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint);
+    std::env::set_var("OTEL_SDK_DISABLED", "true");
+    assert!(thingcall_proto::trace::provider_from_env("x")
+        .unwrap()
+        .is_none());
+    std::env::remove_var("OTEL_SDK_DISABLED");
+
+    // The gateway, in its own process, with its embedded broker.
+    let (port, mqtt) = (free_port(), free_port());
+    let gw = Gateway(
+        Command::new(env!("CARGO_BIN_EXE_thingcall-server"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--embedded-broker-listen", &format!("127.0.0.1:{mqtt}")])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env_remove("OTEL_SERVICE_NAME")
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "warn,thingcall_server=debug")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("gateway binary"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let mut client = soon("gateway listening", async {
+        loop {
+            if let Ok(c) = DeviceGatewayClient::connect(base.clone()).await {
+                return c;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+
+    // The device, here, exporting as thingcall-sim.
+    let provider = thingcall_proto::trace::provider_from_env("thingcall-sim")
+        .unwrap()
+        .expect("endpoint set");
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let device = spawn_device(
+        DeviceOptions::new("tr-1", "127.0.0.1", mqtt),
+        standard_methods(),
+    );
+    soon("device online", device.wait_online()).await;
+    soon("gateway sees the device", async {
+        loop {
+            let got = client
+                .get_device(thingcall_proto::v1::GetDeviceRequest {
+                    target: "tr-1".into(),
+                })
+                .await;
+            if got.is_ok_and(|d| d.into_inner().online) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+
+    // 1. curl's call: HTTP/JSON with a traceparent.
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+    let r = request(
+        Method::POST,
+        &format!("{base}/v1/devices/tr-1/methods/echo"),
+        r#"{"payload":"traced"}"#,
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let request_id = r.json()["requestId"].as_str().unwrap().to_owned();
+
+    // 2. A device error over gRPC, 3. a timeout: each its own trace.
+    let call = |method: &str, payload: &[u8], timeout: f64| {
+        let mut req = tonic::Request::new(InvokeRequest {
+            target: "tr-1".into(),
+            method: method.into(),
+            payload: payload.to_vec().into(),
+            timeout: Some(Duration::from_secs_f64(timeout).try_into().unwrap()),
+            ..Default::default()
+        });
+        req.metadata_mut().insert(
+            "traceparent",
+            format!("00-{}-{PARENT_ID}-01", "1".repeat(32))
+                .parse()
+                .unwrap(),
+        );
+        req
+    };
+    let failed = client.invoke(call("fail", b"", 5.0)).await.unwrap();
+    assert_eq!(failed.into_inner().status, 500);
+    let mut slow = call("sleep", b"1500", 0.2);
+    slow.metadata_mut().insert(
+        "traceparent",
+        format!("00-{}-{PARENT_ID}-01", "2".repeat(32))
+            .parse()
+            .unwrap(),
+    );
+    assert!(client.invoke(slow).await.is_err());
+
+    // Flush both processes.
+    let logs = gw.terminate();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("call finished") && l.contains(&request_id))
+        .unwrap_or_else(|| panic!("no log line for {request_id}:\n{logs}"));
+    assert!(line.contains(TRACE_ID), "the line names the trace: {line}");
+    let _ = tokio::task::spawn_blocking(move || provider.force_flush()).await;
+
+    let spans = soon("gateway and device spans exported", async {
+        loop {
+            let spans = receiver.spans();
+            let ours = |t: &str| spans.iter().filter(|(_, s)| hex(&s.trace_id) == t).count();
+            // Call 1: server + publish + device. Call 2: the same. Call 3:
+            // server + publish (the device span ends after the export).
+            if ours(TRACE_ID) >= 3 && ours(&"1".repeat(32)) >= 3 && ours(&"2".repeat(32)) >= 2 {
+                return spans;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let find = |trace: &str, kind: SpanKind| {
+        spans
+            .iter()
+            .find(|(_, s)| hex(&s.trace_id) == trace && s.kind == kind as i32)
+            .unwrap_or_else(|| panic!("no {kind:?} span in {trace}: {spans:#?}"))
+    };
+
+    // Call 1: caller -> gateway -> device, one trace.
+    let (svc, server) = find(TRACE_ID, SpanKind::Server);
+    assert_eq!(svc, "thingcall-gateway");
+    assert_eq!(
+        hex(&server.parent_span_id),
+        PARENT_ID,
+        "the caller's span is the parent"
+    );
+    assert_eq!(server.name, "POST /v1/devices/{target}/methods/{method}");
+    assert_eq!(attr(server, "thingcall.target"), "tr-1");
+    assert_eq!(attr(server, "thingcall.method"), "echo");
+    assert_eq!(attr(server, "thingcall.outcome"), "OK");
+    assert_eq!(attr(server, "thingcall.request_id"), request_id);
+    assert_eq!(attr(server, "http.request.method"), "POST");
+    assert!(server.events.iter().any(|e| e.name == "reply received"));
+    let (_, publish) = find(TRACE_ID, SpanKind::Producer);
+    assert_eq!(publish.parent_span_id, server.span_id);
+    assert_eq!(attr(publish, "messaging.system"), "mqtt");
+    assert_eq!(attr(publish, "messaging.operation.type"), "publish");
+    assert_eq!(
+        attr(publish, "messaging.destination.name"),
+        "thingcall/devices/tr-1/methods/echo"
+    );
+    let (svc, dev) = find(TRACE_ID, SpanKind::Consumer);
+    assert_eq!(svc, "thingcall-sim", "exported by the device's process");
+    assert_eq!(
+        dev.parent_span_id, publish.span_id,
+        "the device continues the publish"
+    );
+    assert_eq!(dev.name, "execute echo");
+
+    // Call 2: the device's 500 marks both its span and the gateway's.
+    let (_, server) = find(&"1".repeat(32), SpanKind::Server);
+    assert_eq!(attr(server, "rpc.system"), "grpc");
+    assert_eq!(attr(server, "thingcall.status"), "500");
+    assert_eq!(
+        server.status.as_ref().unwrap().code,
+        StatusCode::Error as i32
+    );
+    let (_, dev) = find(&"1".repeat(32), SpanKind::Consumer);
+    assert_eq!(dev.status.as_ref().unwrap().code, StatusCode::Error as i32);
+
+    // Call 3: the timeout, with its reason.
+    let (_, server) = find(&"2".repeat(32), SpanKind::Server);
+    assert_eq!(attr(server, "thingcall.outcome"), "DEVICE_TIMEOUT");
+    let status = server.status.as_ref().unwrap();
+    assert_eq!(status.code, StatusCode::Error as i32);
+    assert!(
+        status.message.contains("DEVICE_TIMEOUT"),
+        "{}",
+        status.message
+    );
+    device.shutdown().await;
+}
