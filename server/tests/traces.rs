@@ -169,10 +169,10 @@ async fn one_trace_from_caller_through_gateway_and_device() {
         .unwrap()
         .expect("endpoint set");
     opentelemetry::global::set_tracer_provider(provider.clone());
-    let device = spawn_device(
-        DeviceOptions::new("tr-1", "127.0.0.1", mqtt),
-        standard_methods(),
-    );
+    // It sends the interim `accepted` reply, which the gateway's span shows.
+    let mut opts = DeviceOptions::new("tr-1", "127.0.0.1", mqtt);
+    opts.ack = true;
+    let device = spawn_device(opts, standard_methods());
     soon("device online", device.wait_online()).await;
     soon("gateway sees the device", async {
         loop {
@@ -272,7 +272,8 @@ async fn one_trace_from_caller_through_gateway_and_device() {
     assert_eq!(attr(server, "thingcall.outcome"), "OK");
     assert_eq!(attr(server, "thingcall.request_id"), request_id);
     assert_eq!(attr(server, "http.request.method"), "POST");
-    assert!(server.events.iter().any(|e| e.name == "reply received"));
+    let events: Vec<&str> = server.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(events, ["accepted", "reply received"]);
     let (_, publish) = find(TRACE_ID, SpanKind::Producer);
     assert_eq!(publish.parent_span_id, server.span_id);
     assert_eq!(attr(publish, "messaging.system"), "mqtt");
