@@ -231,8 +231,10 @@ impl Gateway {
         if let Some(trace) = &trace {
             span.record("trace_id", tracing::field::display(trace.trace_id()));
         }
+        // `call` borrows the request: a moved copy would sit in both
+        // futures, which live as long as the call.
         let result = self
-            .call(req, id, caller.deadline, received, trace.as_ref())
+            .call(&req, id, caller.deadline, received, trace.as_ref())
             .instrument(span.clone())
             .await;
         if let Some(trace) = trace {
@@ -257,13 +259,13 @@ impl Gateway {
     /// [`Gateway::invoke`] without the bookkeeping.
     async fn call(
         &self,
-        req: InvokeRequest,
+        req: &InvokeRequest,
         id: CallId,
         caller_deadline: Option<Instant>,
         received: Instant,
         trace: Option<&CallTrace>,
     ) -> Result<Answer, Error> {
-        let limits = validate::invoke(&req, &self.cfg, received, caller_deadline)?;
+        let limits = validate::invoke(req, &self.cfg, received, caller_deadline)?;
         if self.draining.load(Ordering::Relaxed) {
             return Err(Error::ShuttingDown);
         }
@@ -285,14 +287,14 @@ impl Gateway {
         // between the first check and the insert would otherwise be missed.
         if self.registry.read().reachability(&req.target, &req.method) == Reachability::Offline {
             return self.finish(
-                &req,
+                req,
                 id,
                 received,
                 Err(Error::DeviceOffline(req.target.clone())),
             );
         }
-        if !self.publish_request(&req, limits.contract, id, limits.deadline, trace) {
-            return self.finish(&req, id, received, Err(Error::BrokerUnavailable));
+        if !self.publish_request(req, limits.contract, id, limits.deadline, trace) {
+            return self.finish(req, id, received, Err(Error::BrokerUnavailable));
         }
         let result: Completion =
             match tokio::time::timeout_at(limits.deadline.into(), &mut rx).await {
@@ -308,7 +310,7 @@ impl Gateway {
                 },
             };
         guard.armed = false;
-        self.finish(&req, id, received, result)
+        self.finish(req, id, received, result)
     }
 
     fn finish(
