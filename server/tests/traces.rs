@@ -9,78 +9,24 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::http::request;
 use common::soon;
 use http::Method;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
 use thingcall_device_sim::{spawn_device, standard_methods, DeviceOptions};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
 use thingcall_proto::v1::InvokeRequest;
+use thingcall_testkit::otlp::{hex, string_attr, Receiver};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
 
-/// Spans received, with the `service.name` of the process that sent them.
-#[derive(Clone, Default)]
-struct Receiver(Arc<Mutex<Vec<(String, Span)>>>);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut got = self.0.lock().unwrap();
-        for rs in req.into_inner().resource_spans {
-            let service = rs
-                .resource
-                .as_ref()
-                .and_then(|r| string_attr(&r.attributes, "service.name"))
-                .unwrap_or_default();
-            for ss in rs.scope_spans {
-                got.extend(ss.spans.into_iter().map(|s| (service.clone(), s)));
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-impl Receiver {
-    fn spans(&self) -> Vec<(String, Span)> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-fn string_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            Value::IntValue(i) => Some(i.to_string()),
-            Value::BoolValue(b) => Some(b.to_string()),
-            _ => None,
-        }
-    })
-}
-
 fn attr(span: &Span, key: &str) -> String {
     string_attr(&span.attributes, key)
         .unwrap_or_else(|| panic!("span {:?} has no {key}: {:?}", span.name, span.attributes))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn free_port() -> u16 {
@@ -117,14 +63,7 @@ impl Drop for Gateway {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_from_caller_through_gateway_and_device() {
     // The receiver.
-    let receiver = Receiver::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let otlp: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(receiver.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (receiver, otlp) = Receiver::start().await.expect("OTLP receiver");
     let endpoint = format!("http://{otlp}");
 
     // Without an endpoint nothing is built; with OTEL_SDK_DISABLED neither.

@@ -1,10 +1,13 @@
 #![forbid(unsafe_code)]
 //! Test support shared by thingcall's integration tests: a real Mosquitto
-//! on a free loopback port with a generated configuration.
+//! on a free loopback port with a generated configuration, and an OTLP
+//! trace receiver ([`otlp`]).
 //!
 //! A missing `mosquitto` binary skips the caller's test with a message,
 //! unless `CI` is set: there it fails, so CI never passes without the
 //! Mosquitto leg.
+
+pub mod otlp;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
