@@ -337,15 +337,22 @@ mod tests {
         p
     }
 
-    #[test]
-    fn replies() {
-        let corr = |n: u128, props: &[(&str, &str)]| PublishProperties {
-            correlation_data: Some(Bytes::copy_from_slice(&n.to_be_bytes())),
-            user_properties: props
+    /// Reply properties carrying `user` user properties.
+    fn with_user(user: &[(&str, &str)]) -> PublishProperties {
+        PublishProperties {
+            user_properties: user
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn replies() {
+        let corr = |n: u128, props: &[(&str, &str)]| PublishProperties {
+            correlation_data: Some(Bytes::copy_from_slice(&n.to_be_bytes())),
+            ..with_user(props)
         };
         assert_eq!(
             parse_reply(&reply(Some(corr(5, &[])))),
@@ -382,15 +389,7 @@ mod tests {
 
     #[test]
     fn exec_times() {
-        let with = |props: &[(&str, &str)]| {
-            reply(Some(PublishProperties {
-                user_properties: props
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                ..Default::default()
-            }))
-        };
+        let with = |props: &[(&str, &str)]| reply(Some(with_user(props)));
         assert_eq!(
             exec_time(&with(&[("status", "200"), ("exec-us", "1234")])),
             Some(Duration::from_micros(1234))
