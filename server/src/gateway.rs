@@ -62,6 +62,17 @@ pub struct Answer {
     pub elapsed: Duration,
 }
 
+/// A call that ended without the device's answer: the reason, and the
+/// call's id, which callers get back so a failure can be found in logs and
+/// traces too.
+#[derive(Debug)]
+pub struct Failed {
+    /// Why the call failed.
+    pub error: Error,
+    /// The call's correlation id (its request id).
+    pub request_id: CallId,
+}
+
 /// Replies dropped without reaching a caller, by cause.
 #[derive(Debug, Default)]
 pub struct DropCounters {
@@ -209,7 +220,7 @@ impl Gateway {
 
     /// Runs `req.method` on `req.target` and waits for the answer.
     /// `caller` adds the caller's own deadline and trace context.
-    pub async fn invoke(&self, req: InvokeRequest, caller: Caller) -> Result<Answer, Error> {
+    pub async fn invoke(&self, req: InvokeRequest, caller: Caller) -> Result<Answer, Failed> {
         let received = Instant::now();
         let valid = wire::validate_id("method", &req.method).is_ok();
         let series = self.metrics.series(&req.method, valid);
@@ -253,7 +264,10 @@ impl Gateway {
                 "call finished"
             );
         });
-        result
+        result.map_err(|error| Failed {
+            error,
+            request_id: id,
+        })
     }
 
     /// [`Gateway::invoke`] without the bookkeeping.

@@ -90,6 +90,8 @@ async fn json_errors_carry_reason_and_status(h: Harness) {
         (504, "DEVICE_TIMEOUT")
     );
     assert_eq!(r.json()["error"]["code"], 504);
+    let id = r.json()["error"]["requestId"].as_str().unwrap().to_owned();
+    uuid::Uuid::parse_str(&id).expect("a failed call names its request id");
     let r = post(&url("echo"), r#"{"payload":"x","unknownField":1}"#).await;
     assert_eq!(
         (
@@ -97,6 +99,10 @@ async fn json_errors_carry_reason_and_status(h: Harness) {
             r.json()["error"]["reason"].as_str().unwrap()
         ),
         (400, "INVALID_ARGUMENT")
+    );
+    assert!(
+        r.json()["error"].get("requestId").is_none(),
+        "an unreadable body makes no call"
     );
     let big = format!(r#"{{"payloadBase64":"{}"}}"#, "A".repeat(200_000));
     let r = post(&url("echo"), &big).await;

@@ -158,6 +158,12 @@ async fn offline_device_fails_fast(h: Harness) {
         .expect_err("offline");
     assert_eq!(err.code(), Code::Unavailable);
     assert_eq!(reason(&err), "DEVICE_OFFLINE");
+    let info = tonic_types::StatusExt::get_details_error_info(&err).unwrap();
+    let id = info
+        .metadata
+        .get("requestId")
+        .expect("the call's request id");
+    uuid::Uuid::parse_str(id).expect("a UUID");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "at once, not after the 10s default timeout"

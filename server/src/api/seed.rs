@@ -85,7 +85,7 @@ async fn invoke(
         parent: core.tracing().then(|| trace::from_headers(&headers)),
         surface: Surface::Seed,
     };
-    let result = core.invoke(req, caller).await;
+    let result = core.invoke(req, caller).await.map_err(|f| f.error);
     let elapsed = started.elapsed().as_millis().to_string();
     match result {
         Ok(answer) => {

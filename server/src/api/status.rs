@@ -1,9 +1,12 @@
 //! The one place core errors become gRPC statuses.
 
+use std::collections::HashMap;
+
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::error::Error;
+use crate::gateway::Failed;
 
 /// Error domain in `google.rpc.ErrorInfo`.
 pub const DOMAIN: &str = "thingcall";
@@ -25,26 +28,47 @@ pub fn code(e: &Error) -> Code {
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
-        let mut meta = std::collections::HashMap::new();
-        match &e {
-            Error::DeviceOffline(d) | Error::DeviceNotFound(d) | Error::DeviceDisconnected(d) => {
-                meta.insert("device".to_owned(), d.clone());
-            }
-            Error::MethodNotSupported { device, method } => {
-                meta.insert("device".to_owned(), device.clone());
-                meta.insert("method".to_owned(), method.clone());
-            }
-            Error::DeviceTimeout { accepted, .. } => {
-                meta.insert("accepted".to_owned(), accepted.to_string());
-            }
-            Error::PayloadTooLarge { limit, .. } => {
-                meta.insert("limit".to_owned(), limit.to_string());
-            }
-            _ => {}
-        }
-        let details = ErrorDetails::with_error_info(e.reason(), DOMAIN, meta);
-        Status::with_error_details(code(&e), e.to_string(), details)
+        status(&e, error_info(&e))
     }
+}
+
+/// A failed call also names its request id in the ErrorInfo metadata.
+impl From<Failed> for Status {
+    fn from(f: Failed) -> Self {
+        let mut meta = error_info(&f.error);
+        meta.insert(
+            "requestId".to_owned(),
+            uuid::Uuid::from_u128(f.request_id).to_string(),
+        );
+        status(&f.error, meta)
+    }
+}
+
+fn status(e: &Error, meta: HashMap<String, String>) -> Status {
+    let details = ErrorDetails::with_error_info(e.reason(), DOMAIN, meta);
+    Status::with_error_details(code(e), e.to_string(), details)
+}
+
+/// The ErrorInfo metadata of `e`: the device, method or limit it concerns.
+fn error_info(e: &Error) -> HashMap<String, String> {
+    let mut meta = HashMap::new();
+    match e {
+        Error::DeviceOffline(d) | Error::DeviceNotFound(d) | Error::DeviceDisconnected(d) => {
+            meta.insert("device".to_owned(), d.clone());
+        }
+        Error::MethodNotSupported { device, method } => {
+            meta.insert("device".to_owned(), device.clone());
+            meta.insert("method".to_owned(), method.clone());
+        }
+        Error::DeviceTimeout { accepted, .. } => {
+            meta.insert("accepted".to_owned(), accepted.to_string());
+        }
+        Error::PayloadTooLarge { limit, .. } => {
+            meta.insert("limit".to_owned(), limit.to_string());
+        }
+        _ => {}
+    }
+    meta
 }
 
 #[cfg(test)]

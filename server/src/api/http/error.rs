@@ -1,5 +1,6 @@
 //! The one place core errors become HTTP responses:
-//! `{"error":{"code","reason","message"}}` with the status of DESIGN.md's
+//! `{"error":{"code","reason","message","requestId"}}` (the id when a call
+//! failed) with the status of DESIGN.md's
 //! error table, and `Retry-After` on 429.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -7,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::calls::CallId;
 use crate::error::Error;
+use crate::gateway::Failed;
 
 /// Seconds a client should wait after `OVERLOADED` before trying again.
 const RETRY_AFTER_SECS: &str = "1";
@@ -26,24 +29,35 @@ pub fn status(e: &Error) -> StatusCode {
     }
 }
 
-/// A core error as an HTTP response.
+/// A core error as an HTTP response, with the call's request id when the
+/// error ended a call.
 #[derive(Debug)]
-pub struct ApiError(pub Error);
+pub struct ApiError(pub Error, pub Option<CallId>);
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        ApiError(e)
+        ApiError(e, None)
+    }
+}
+
+impl From<Failed> for ApiError {
+    fn from(f: Failed) -> Self {
+        ApiError(f.error, Some(f.request_id))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = status(&self.0);
-        let body = json!({"error": {
+        let mut error = json!({
             "code": code.as_u16(),
             "reason": self.0.reason(),
             "message": self.0.to_string(),
-        }});
+        });
+        if let Some(id) = self.1 {
+            error["requestId"] = uuid::Uuid::from_u128(id).to_string().into();
+        }
+        let body = json!({ "error": error });
         let mut resp = (code, Json(body)).into_response();
         if code == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut().insert(
@@ -81,7 +95,7 @@ mod tests {
         assert_eq!(status(&Error::DeviceDisconnected("d".into())), 502);
         assert_eq!(status(&Error::BrokerUnavailable), 503);
         assert_eq!(status(&Error::ShuttingDown), 503);
-        let r = ApiError(Error::Overloaded(5)).into_response();
+        let r = ApiError(Error::Overloaded(5), None).into_response();
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
     }

@@ -42,10 +42,13 @@ pub fn router(core: Arc<Gateway>) -> Router {
 /// Reads a request body up to `limit` bytes; more is `PAYLOAD_TOO_LARGE`.
 pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError(Error::PayloadTooLarge {
-            size: limit + 1,
-            limit,
-        })
+        ApiError(
+            Error::PayloadTooLarge {
+                size: limit + 1,
+                limit,
+            },
+            None,
+        )
     })
 }
 
