@@ -54,7 +54,7 @@ fn metrics(c: &mut Criterion) {
     let m = CallMetrics::new(64);
     c.bench_function("metrics: find series + record", |b| {
         b.iter(|| {
-            m.series(black_box("echo"), true)
+            m.series(black_box("echo"))
                 .record("OK", Duration::from_micros(350))
         })
     });

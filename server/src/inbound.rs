@@ -5,7 +5,8 @@
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use rumqttc::v5::mqttbytes::v5::Publish;
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
 use thingcall_proto::v1::{self, device_event::Kind};
 use thingcall_proto::wire::{self, DeviceTopic, Presence, SeedAck};
 
@@ -15,8 +16,10 @@ use crate::gateway::{device_proto, Gateway};
 use crate::presence::Change;
 
 impl Gateway {
-    fn on_reply(&self, device: &str, p: &Publish) {
-        let Some(props) = &p.properties else {
+    /// Takes the publish's parts by value: the payload and content type
+    /// move into the reply, no copy.
+    fn on_reply(&self, device: &str, payload: Bytes, properties: Option<PublishProperties>) {
+        let Some(props) = properties else {
             self.drops.malformed.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -45,8 +48,8 @@ impl Gateway {
                 wire::user_property(props_list, wire::PROP_EXEC_US).and_then(|v| v.parse().ok());
             let reply = Reply {
                 status,
-                payload: p.payload.clone(),
-                content_type: props.content_type.clone(),
+                payload,
+                content_type: props.content_type,
                 exec_us,
                 accepted_at: None,
             };
@@ -157,7 +160,7 @@ impl crate::mqtt::Incoming for Gateway {
             return;
         };
         if let Some(device) = self.topics.parse_reply(&self.cfg.gateway_id, topic) {
-            return self.on_reply(device, &p);
+            return self.on_reply(device, p.payload, p.properties);
         }
         if let Some((m_id, device, _method)) = self.seed.parse_ack(topic) {
             return self.on_seed_ack(m_id, device, &p.payload);

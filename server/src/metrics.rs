@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
+use thingcall_proto::wire;
 
 /// Every outcome a call can have: `OK` and the reasons of the error table.
 pub const OUTCOMES: &[&str] = &[
@@ -92,14 +93,16 @@ impl CallMetrics {
         }
     }
 
-    /// The series a call of `method` is counted in. Only names that pass
-    /// `valid` get their own label, so garbage input cannot mint labels.
-    pub fn series(&self, method: &str, valid: bool) -> Arc<Series> {
-        if !valid {
-            return self.other.clone();
-        }
+    /// The series a call of `method` is counted in. Only valid method
+    /// names get their own label, so garbage input cannot mint labels; a
+    /// name already labelled was valid when it was, so the common case is
+    /// one read-locked lookup and no validation.
+    pub fn series(&self, method: &str) -> Arc<Series> {
         if let Some(s) = self.methods.read().get(method) {
             return s.clone();
+        }
+        if wire::validate_id("method", method).is_err() {
+            return self.other.clone();
         }
         let mut methods = self.methods.write();
         if methods.len() >= self.max_methods {
@@ -294,12 +297,12 @@ mod tests {
     #[test]
     fn methods_past_the_limit_and_invalid_names_fold_into_other() {
         let m = CallMetrics::new(2);
-        m.series("a", true).record("OK", Duration::from_millis(1));
-        m.series("b", true).record("OK", Duration::from_millis(1));
-        m.series("c", true).record("OK", Duration::from_millis(1));
-        m.series("bad name", false)
+        m.series("a").record("OK", Duration::from_millis(1));
+        m.series("b").record("OK", Duration::from_millis(1));
+        m.series("c").record("OK", Duration::from_millis(1));
+        m.series("bad/name")
             .record("INVALID_ARGUMENT", Duration::ZERO);
-        m.series("a", true).record("OK", Duration::from_millis(1));
+        m.series("a").record("OK", Duration::from_millis(1));
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains("thingcall_invocations_total{method=\"a\",outcome=\"OK\"} 2"));
@@ -309,13 +312,13 @@ mod tests {
             "thingcall_invocations_total{method=\"other\",outcome=\"INVALID_ARGUMENT\"} 1"
         ));
         assert!(!out.contains("method=\"c\""));
-        assert!(!out.contains("bad name"));
+        assert!(!out.contains("bad/name"));
     }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_end_with_the_count() {
         let m = CallMetrics::new(8);
-        let s = m.series("echo", true);
+        let s = m.series("echo");
         s.record("OK", Duration::from_micros(400)); // <= 0.0005
         s.record("OK", Duration::from_micros(700)); // <= 0.001
         s.record("OK", Duration::from_secs(120)); // +Inf only

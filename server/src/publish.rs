@@ -28,7 +28,8 @@ impl Gateway {
             return self.publish_seed_request(req, id, remaining);
         }
         let deadline_ms = unix_ms(SystemTime::now() + remaining);
-        let mut user_properties = Vec::with_capacity(2 + req.metadata.len());
+        // Deadline, idempotency key, trace context (two), then metadata.
+        let mut user_properties = Vec::with_capacity(4 + req.metadata.len());
         user_properties.push((wire::PROP_DEADLINE.to_owned(), deadline_ms.to_string()));
         if !req.idempotency_key.is_empty() {
             user_properties.push((
@@ -38,8 +39,8 @@ impl Gateway {
         }
         user_properties.extend(req.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
         let topic = self.topics.request(&req.target, &req.method);
-        if let (Some(trace), Some(tracer)) = (trace, &self.tracer) {
-            trace.publish(tracer, &topic, &mut user_properties);
+        if let Some(trace) = trace {
+            trace.publish(&topic, &mut user_properties);
         }
         let props = PublishProperties {
             // Rounded up (at least 1 s: some brokers read 0 as "never") so a

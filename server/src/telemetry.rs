@@ -37,9 +37,39 @@ pub struct Caller {
     pub surface: Surface,
 }
 
+impl Caller {
+    /// The caller of a request with `headers`, arriving on `surface`. The
+    /// headers are read only when `tracing`: for the caller's trace context,
+    /// and to tell gRPC-web from gRPC (they share the gRPC routes).
+    pub fn from_headers(
+        tracing: bool,
+        headers: &http::HeaderMap,
+        surface: Surface,
+        deadline: Option<std::time::Instant>,
+    ) -> Caller {
+        if !tracing {
+            return Caller {
+                deadline,
+                parent: None,
+                surface,
+            };
+        }
+        let web = surface == Surface::Grpc
+            && headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
+        Caller {
+            deadline,
+            parent: Some(thingcall_proto::trace::from_headers(headers)),
+            surface: if web { Surface::GrpcWeb } else { surface },
+        }
+    }
+}
+
 /// The spans of one call.
 pub struct CallTrace {
     cx: Context,
+    tracer: SdkTracer,
 }
 
 impl CallTrace {
@@ -95,6 +125,7 @@ impl CallTrace {
             .start_with_context(tracer, &parent);
         CallTrace {
             cx: parent.with_span(span),
+            tracer: tracer.clone(),
         }
     }
 
@@ -106,8 +137,9 @@ impl CallTrace {
     /// A producer span for the request's publish to `topic`, ended at once
     /// (queued is all the gateway knows); its context goes in the request's
     /// user properties so the device's span becomes its child.
-    pub fn publish(&self, tracer: &SdkTracer, topic: &str, props: &mut Vec<(String, String)>) {
-        let mut span = tracer
+    pub fn publish(&self, topic: &str, props: &mut Vec<(String, String)>) {
+        let mut span = self
+            .tracer
             .span_builder(format!("publish {topic}"))
             .with_kind(SpanKind::Producer)
             .with_attributes([
@@ -115,7 +147,7 @@ impl CallTrace {
                 KeyValue::new("messaging.operation.type", "publish"),
                 KeyValue::new("messaging.destination.name", topic.to_owned()),
             ])
-            .start_with_context(tracer, &self.cx);
+            .start_with_context(&self.tracer, &self.cx);
         let cx = self
             .cx
             .with_remote_span_context(span.span_context().clone());

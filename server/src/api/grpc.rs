@@ -4,7 +4,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use thingcall_proto::trace;
 use thingcall_proto::v1::device_gateway_server::DeviceGateway;
 use thingcall_proto::v1::{
     Device, DeviceEvent, GetDeviceRequest, InvokeRequest, InvokeResponse, ListDevicesRequest,
@@ -37,15 +36,12 @@ impl DeviceGateway for GrpcApi {
         &self,
         request: Request<InvokeRequest>,
     ) -> Result<Response<InvokeResponse>, Status> {
-        let headers = request.metadata().as_ref();
-        let web = headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
-        let caller = Caller {
-            deadline: grpc_timeout(request.metadata()).map(|t| Instant::now() + t),
-            parent: self.core.tracing().then(|| trace::from_headers(headers)),
-            surface: if web { Surface::GrpcWeb } else { Surface::Grpc },
-        };
+        let caller = Caller::from_headers(
+            self.core.tracing(),
+            request.metadata().as_ref(),
+            Surface::Grpc,
+            grpc_timeout(request.metadata()).map(|t| Instant::now() + t),
+        );
         let answer = self.core.invoke(request.into_inner(), caller).await?;
         let reply = answer.reply;
         Ok(Response::new(InvokeResponse {

@@ -7,14 +7,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::Request;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use thingcall_proto::trace;
 use thingcall_proto::v1::{Contract, InvokeRequest};
 
 use crate::api::http::error::status;
@@ -47,8 +47,8 @@ fn invalid(code: StatusCode, reason: &str, msg: impl Into<String>) -> Response {
 
 async fn invoke(
     State(core): State<Arc<Gateway>>,
-    headers: HeaderMap,
     Query(q): Query<InvokeQuery>,
+    request: Request,
 ) -> Response {
     let started = Instant::now();
     let missing: Vec<&str> = [
@@ -80,11 +80,7 @@ async fn invoke(
         contract: Contract::Seed as i32,
         ..Default::default()
     };
-    let caller = Caller {
-        deadline: None,
-        parent: core.tracing().then(|| trace::from_headers(&headers)),
-        surface: Surface::Seed,
-    };
+    let caller = Caller::from_headers(core.tracing(), request.headers(), Surface::Seed, None);
     let result = core.invoke(req, caller).await.map_err(|f| f.error);
     let elapsed = started.elapsed().as_millis().to_string();
     match result {

@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use thingcall_proto::trace;
 
 use crate::error::Error;
 use crate::gateway::Gateway;
@@ -55,19 +54,17 @@ pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiErro
 async fn invoke(
     State(core): State<Arc<Gateway>>,
     Path((target, method)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
     // Room for base64 (4/3) and the JSON around the payload.
     let limit = core.config().max_payload / 3 * 4 + 64 * 1024;
     let started = Instant::now();
+    // The whole request rather than a `HeaderMap` extractor, which would
+    // copy every header of every call.
+    let (parts, body) = request.into_parts();
+    let caller = Caller::from_headers(core.tracing(), &parts.headers, Surface::Http, None);
     let body = read_body(body, limit).await?;
     let req = json::invoke_request(target, method, &body)?;
-    let caller = Caller {
-        deadline: None,
-        parent: core.tracing().then(|| trace::from_headers(&headers)),
-        surface: Surface::Http,
-    };
     let answer = core.invoke(req, caller).await?;
     let mut response = Json(json::answer(&answer)).into_response();
     let timing = server_timing(&answer, started.elapsed());

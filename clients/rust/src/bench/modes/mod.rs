@@ -6,6 +6,7 @@
 mod conn_per_request;
 mod grpc;
 mod grpc_web;
+mod invoke;
 mod json;
 mod raw_mqtt;
 
@@ -159,48 +160,6 @@ impl Worker {
     }
 }
 
-/// The Invoke request of one call to target number `target` (gRPC and gRPC-web).
-pub fn invoke_request(
-    spec: &CallSpec,
-    target: usize,
-    timeout: prost_types::Duration,
-) -> thingcall_cli::proto::InvokeRequest {
-    thingcall_cli::proto::InvokeRequest {
-        target: spec.targets[target].clone(),
-        method: spec.method.clone(),
-        payload: spec.payload.clone(),
-        timeout: Some(timeout),
-        ..Default::default()
-    }
-}
-
-/// The outcome of a gRPC or gRPC-web Invoke, with the reply's `elapsed`
-/// and `device_time` when `breakdown` asks for them.
-pub fn invoke_done(
-    result: Result<tonic::Response<thingcall_cli::proto::InvokeResponse>, tonic::Status>,
-    breakdown: bool,
-) -> Done {
-    match result {
-        Ok(reply) => {
-            let reply = reply.get_ref();
-            let outcome = Outcome::from_device_status(reply.status);
-            if !breakdown {
-                return outcome.into();
-            }
-            // A negative (invalid) duration is no figure.
-            let std = |d: Option<prost_types::Duration>| d.and_then(|d| d.try_into().ok());
-            Done {
-                outcome,
-                figures: Figures {
-                    gateway: std(reply.elapsed),
-                    device: std(reply.device_time),
-                },
-            }
-        }
-        Err(status) => status_outcome(status).into(),
-    }
-}
-
 /// The outcome of a failed gRPC or gRPC-web call: the gateway's ErrorInfo
 /// reason, `TRANSPORT` when the gateway could not be reached, else the
 /// gRPC code's name.
@@ -232,6 +191,7 @@ pub async fn probe_gateway(server: &str) -> Result<(), Setup> {
 
 #[cfg(test)]
 mod tests {
+    use super::invoke::invoke_done;
     use super::*;
     use std::collections::HashMap;
     use tonic::Code;
