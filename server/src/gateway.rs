@@ -9,19 +9,18 @@ use opentelemetry_sdk::trace::SdkTracer;
 use parking_lot::RwLock;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::AsyncClient;
-use thingcall_proto::v1::{self, device_event::Kind, Contract, InvocationOutcome, InvokeRequest};
-use thingcall_proto::wire::{self, SeedTopics, Topics};
+use thingcall_proto::v1::{device_event::Kind, Contract, InvocationOutcome, InvokeRequest};
+use thingcall_proto::wire::{SeedTopics, Topics};
 use tokio::sync::watch;
-use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
 use crate::calls::{CallId, CallTable, Completion, Reply};
 use crate::error::Error;
 use crate::metrics::{self, CallMetrics, Snapshot};
-use crate::presence::{DeviceState, Reachability, Registry};
+use crate::presence::{Reachability, Registry};
 use crate::telemetry::{CallTrace, Caller};
 use crate::validate;
-use crate::watch::{Hub, SharedEvent};
+use crate::watch::Hub;
 
 /// Settings of the core (a subset of the server's configuration).
 #[derive(Debug, Clone)]
@@ -392,81 +391,6 @@ impl Gateway {
                 return Err(Error::DeviceOffline(device.into()));
             }
         }
-    }
-
-    /// One device's presence.
-    pub fn get_device(&self, id: &str) -> Result<v1::Device, Error> {
-        wire::validate_id("target", id)?;
-        let reg = self.registry.read();
-        reg.get(id)
-            .map(|s| device_proto(id, s))
-            .ok_or_else(|| Error::DeviceNotFound(id.into()))
-    }
-
-    /// A page of devices matching `pattern`, after `page_token`.
-    pub fn list_devices(
-        &self,
-        pattern: &str,
-        page_size: i32,
-        page_token: &str,
-    ) -> Result<v1::ListDevicesResponse, Error> {
-        validate::pattern(pattern)?;
-        let size = match page_size {
-            0 => 1000,
-            n if (1..=10_000).contains(&n) => n as usize,
-            n => {
-                return Err(Error::invalid(format!(
-                    "page_size {n} is outside 0..=10000"
-                )))
-            }
-        };
-        let after = (!page_token.is_empty()).then_some(page_token);
-        let reg = self.registry.read();
-        let mut devices: Vec<v1::Device> = reg
-            .list(pattern, after)
-            .take(size + 1)
-            .map(|(id, s)| device_proto(id, s))
-            .collect();
-        let next_page_token = if devices.len() > size {
-            devices.truncate(size);
-            devices.last().map(|d| d.id.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(v1::ListDevicesResponse {
-            devices,
-            next_page_token,
-        })
-    }
-
-    /// Current state of every matching device, then changes.
-    pub fn watch(
-        &self,
-        pattern: &str,
-        include_events: bool,
-    ) -> Result<ReceiverStream<SharedEvent>, Error> {
-        validate::pattern(pattern)?;
-        let rx = self.hub.subscribe();
-        let initial = self
-            .registry
-            .read()
-            .list(pattern, None)
-            .map(|(id, s)| crate::watch::event(id, Kind::Presence(device_proto(id, s))))
-            .collect();
-        Ok(self
-            .hub
-            .watch(rx, initial, pattern.to_owned(), include_events))
-    }
-}
-
-/// The API's view of one registry entry.
-pub(crate) fn device_proto(id: &str, s: &DeviceState) -> v1::Device {
-    v1::Device {
-        id: id.to_owned(),
-        online: s.online,
-        methods: s.methods.to_vec(),
-        since: Some(s.since.into()),
-        session: s.session.clone(),
     }
 }
 

@@ -11,8 +11,9 @@ use thingcall_proto::v1::{self, device_event::Kind};
 use thingcall_proto::wire::{self, DeviceTopic, Presence, SeedAck};
 
 use crate::calls::{CallId, Delivery, Reply};
+use crate::devices::device_proto;
 use crate::error::Error;
-use crate::gateway::{device_proto, Gateway};
+use crate::gateway::Gateway;
 use crate::presence::Change;
 
 impl Gateway {

@@ -12,6 +12,7 @@ pub mod api;
 pub mod broker;
 pub mod calls;
 pub mod config;
+mod devices;
 pub mod error;
 pub mod gateway;
 mod inbound;

@@ -1,0 +1,89 @@
+//! Device queries of the core: one device, a page of devices, and the
+//! watch stream. They read the presence registry and never touch MQTT.
+
+use thingcall_proto::v1::{self, device_event::Kind};
+use thingcall_proto::wire;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::Error;
+use crate::gateway::Gateway;
+use crate::presence::DeviceState;
+use crate::validate;
+use crate::watch::SharedEvent;
+
+impl Gateway {
+    /// One device's presence.
+    pub fn get_device(&self, id: &str) -> Result<v1::Device, Error> {
+        wire::validate_id("target", id)?;
+        let reg = self.registry.read();
+        reg.get(id)
+            .map(|s| device_proto(id, s))
+            .ok_or_else(|| Error::DeviceNotFound(id.into()))
+    }
+
+    /// A page of devices matching `pattern`, after `page_token`.
+    pub fn list_devices(
+        &self,
+        pattern: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<v1::ListDevicesResponse, Error> {
+        validate::pattern(pattern)?;
+        let size = match page_size {
+            0 => 1000,
+            n if (1..=10_000).contains(&n) => n as usize,
+            n => {
+                return Err(Error::invalid(format!(
+                    "page_size {n} is outside 0..=10000"
+                )))
+            }
+        };
+        let after = (!page_token.is_empty()).then_some(page_token);
+        let reg = self.registry.read();
+        let mut devices: Vec<v1::Device> = reg
+            .list(pattern, after)
+            .take(size + 1)
+            .map(|(id, s)| device_proto(id, s))
+            .collect();
+        let next_page_token = if devices.len() > size {
+            devices.truncate(size);
+            devices.last().map(|d| d.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(v1::ListDevicesResponse {
+            devices,
+            next_page_token,
+        })
+    }
+
+    /// Current state of every matching device, then changes.
+    pub fn watch(
+        &self,
+        pattern: &str,
+        include_events: bool,
+    ) -> Result<ReceiverStream<SharedEvent>, Error> {
+        validate::pattern(pattern)?;
+        let rx = self.hub.subscribe();
+        let initial = self
+            .registry
+            .read()
+            .list(pattern, None)
+            .map(|(id, s)| crate::watch::event(id, Kind::Presence(device_proto(id, s))))
+            .collect();
+        Ok(self
+            .hub
+            .watch(rx, initial, pattern.to_owned(), include_events))
+    }
+}
+
+/// The API's view of one registry entry.
+pub(crate) fn device_proto(id: &str, s: &DeviceState) -> v1::Device {
+    v1::Device {
+        id: id.to_owned(),
+        online: s.online,
+        methods: s.methods.to_vec(),
+        since: Some(s.since.into()),
+        session: s.session.clone(),
+    }
+}
