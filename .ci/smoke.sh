@@ -39,6 +39,11 @@ out=$(curl -si -X POST localhost:8080/v1/devices/demo-1/methods/echo -d '{"paylo
 echo "$out" | grep -q 'device;dur=' || fail "no Server-Timing with device time: $out"
 out=$(curl -s localhost:8080/metrics | grep '^thingcall_invocations_total' || true)
 echo "$out" | grep -q 'method="echo",outcome="OK"' || fail "/metrics does not count echo calls: $out"
+# README "Retries and idempotency keys": one key, one run, one requestId.
+key_call() { curl -s -XPOST localhost:8080/v1/devices/demo-1/methods/echo -d '{"payload":"open","idempotencyKey":"order-42"}'; }
+first=$(key_call); again=$(key_call)
+python3 -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:]); assert a["status"]==200 and a["requestId"]==b["requestId"], (a,b)' "$first" "$again" || fail "idempotency key: $first / $again"
+curl -s localhost:8080/metrics | grep -qx 'thingcall_idempotent_replays_total 1' || fail "/metrics does not count the replay"
 events=$(timeout 3 curl -sN localhost:8080/v1/devices/demo-1/events || true)
 echo "$events" | grep -q '^event: presence' || fail "SSE stream: $events"
 echo "$events" | grep -q '"online":true' || fail "SSE presence: $events"

@@ -66,6 +66,17 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_METRICS_MAX_METHODS", default_value_t = 64)]
     pub metrics_max_methods: usize,
 
+    /// How long the outcome of a call with an idempotency key is replayed to
+    /// retries with that key after it ends; 0s keeps nothing (calls still
+    /// join a running call with their key).
+    #[arg(long, env = "THINGCALL_IDEMPOTENCY_WINDOW", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub idempotency_window: Duration,
+
+    /// Memory for kept idempotent outcomes, payloads included (bytes;
+    /// suffixes KiB, MiB accepted); the oldest go first when it is full.
+    #[arg(long, env = "THINGCALL_IDEMPOTENCY_MAX_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub idempotency_max_bytes: usize,
+
     /// Calls in flight before new ones are refused with OVERLOADED.
     #[arg(long, env = "THINGCALL_MAX_IN_FLIGHT", default_value_t = 100_000)]
     pub max_in_flight: usize,

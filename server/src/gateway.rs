@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::calls::{CallId, CallTable, Completion, Reply};
 use crate::error::Error;
+use crate::idempotency::Idempotency;
 use crate::metrics::{self, CallMetrics, Snapshot};
 use crate::presence::{Reachability, Registry};
 use crate::telemetry::{CallTrace, Caller};
@@ -48,6 +49,10 @@ pub struct CoreConfig {
     pub seed_client_prefix: String,
     /// Method names that get their own metrics label; later ones are `other`.
     pub metrics_max_methods: usize,
+    /// How long an idempotent call's outcome is replayed after it ends.
+    pub idempotency_window: Duration,
+    /// Budget of kept idempotent outcomes (payloads included), in bytes.
+    pub idempotency_max_bytes: usize,
 }
 
 /// The device's answer to a call.
@@ -64,7 +69,7 @@ pub struct Answer {
 /// A call that ended without the device's answer: the reason, and the
 /// call's id, which callers get back so a failure can be found in logs and
 /// traces too.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failed {
     /// Why the call failed.
     pub error: Error,
@@ -106,7 +111,9 @@ pub struct Gateway {
     /// MQTT sessions established (subscriptions in place), first included.
     pub(crate) sessions_up: AtomicU64,
     /// Outcomes and durations of calls, for `/metrics`.
-    metrics: CallMetrics,
+    pub(crate) metrics: CallMetrics,
+    /// Keys of idempotent calls in flight, and recent outcomes to replay.
+    pub(crate) idempotency: Arc<Idempotency>,
     /// Set when the process exports traces; `None` costs calls nothing.
     pub(crate) tracer: Option<SdkTracer>,
 }
@@ -141,6 +148,10 @@ impl Gateway {
             connection_failures: AtomicU64::new(0),
             sessions_up: AtomicU64::new(0),
             metrics: CallMetrics::new(cfg.metrics_max_methods),
+            idempotency: Arc::new(Idempotency::new(
+                cfg.idempotency_window,
+                cfg.idempotency_max_bytes,
+            )),
             tracer: None,
             client,
             cfg,
@@ -206,6 +217,7 @@ impl Gateway {
             dropped_malformed: load(&self.drops.malformed),
             watchers: hub.watchers.load(Ordering::Relaxed),
             watch_lagged: hub.lagged.load(Ordering::Relaxed),
+            idempotent_replays: self.idempotency.replays(),
         };
         metrics::render(&self.metrics, &snapshot)
     }
@@ -218,11 +230,31 @@ impl Gateway {
     }
 
     /// Runs `req.method` on `req.target` and waits for the answer.
-    /// `caller` adds the caller's own deadline and trace context.
-    pub async fn invoke(&self, req: InvokeRequest, caller: Caller) -> Result<Answer, Failed> {
+    /// `caller` adds the caller's own deadline and trace context. A call
+    /// with an idempotency key runs on the device at most once per key
+    /// (see [`crate::idempotency`]).
+    pub async fn invoke(
+        self: &Arc<Self>,
+        req: InvokeRequest,
+        caller: Caller,
+    ) -> Result<Answer, Failed> {
+        if req.idempotency_key.is_empty() {
+            self.invoke_once(req, caller, new_call_id()).await
+        } else {
+            // Boxed: keyed calls' extra state stays out of every other call's future.
+            Box::pin(self.invoke_keyed(req, caller)).await
+        }
+    }
+
+    /// One call to the device, with its metrics, logs and trace.
+    pub(crate) async fn invoke_once(
+        &self,
+        req: InvokeRequest,
+        caller: Caller,
+        id: CallId,
+    ) -> Result<Answer, Failed> {
         let received = Instant::now();
         let series = self.metrics.series(&req.method);
-        let id = uuid::Uuid::new_v4().as_u128();
         // Debug level: off by default, so the hot path pays only a cached
         // level check. Ids and names only; payloads and metadata values are
         // never logged (they may carry secrets).
@@ -392,6 +424,11 @@ impl Gateway {
             }
         }
     }
+}
+
+/// A fresh correlation id.
+pub(crate) fn new_call_id() -> CallId {
+    uuid::Uuid::new_v4().as_u128()
 }
 
 /// Keeps `Arc<Gateway>` usable where the session wants `Arc<dyn Incoming>`.

@@ -15,6 +15,7 @@ pub mod config;
 mod devices;
 pub mod error;
 pub mod gateway;
+pub mod idempotency;
 mod inbound;
 pub mod metrics;
 pub mod mqtt;

@@ -201,6 +201,8 @@ pub struct Snapshot {
     pub watchers: usize,
     /// Events watchers missed because they read too slowly.
     pub watch_lagged: u64,
+    /// Keyed calls answered from another call with their key.
+    pub idempotent_replays: u64,
 }
 
 /// The whole `/metrics` page.
@@ -225,13 +227,12 @@ pub fn render(calls: &CallMetrics, s: &Snapshot) -> String {
         "1 when the MQTT session is up with its subscriptions in place.",
         u64::from(s.mqtt_connected),
     );
-    header(
+    counter(
         &mut out,
         "thingcall_mqtt_reconnects_total",
-        "counter",
         "MQTT sessions established after the first.",
+        s.mqtt_reconnects,
     );
-    let _ = writeln!(out, "thingcall_mqtt_reconnects_total {}", s.mqtt_reconnects);
     header(
         &mut out,
         "thingcall_replies_dropped_total",
@@ -256,22 +257,28 @@ pub fn render(calls: &CallMetrics, s: &Snapshot) -> String {
         "Open WatchDevice and event streams.",
         s.watchers as u64,
     );
-    header(
+    counter(
         &mut out,
         "thingcall_watch_events_lagged_total",
-        "counter",
         "Events watchers missed because they read too slowly.",
+        s.watch_lagged,
     );
-    let _ = writeln!(
-        out,
-        "thingcall_watch_events_lagged_total {}",
-        s.watch_lagged
+    counter(
+        &mut out,
+        "thingcall_idempotent_replays_total",
+        "Keyed calls answered with the outcome of an earlier or running call with their key.",
+        s.idempotent_replays,
     );
     out
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {

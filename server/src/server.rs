@@ -95,6 +95,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         default_contract: config.default_contract(),
         seed_client_prefix: config.seed_client_prefix.clone(),
         metrics_max_methods: config.metrics_max_methods,
+        idempotency_window: config.idempotency_window,
+        idempotency_max_bytes: config.idempotency_max_bytes,
     };
     let tls_ca = match (&config.mqtt_ca, &external) {
         (Some(path), Some(b)) if b.tls => {

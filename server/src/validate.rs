@@ -171,6 +171,8 @@ mod tests {
             default_contract: Contract::Native,
             seed_client_prefix: "invocation_client".into(),
             metrics_max_methods: 64,
+            idempotency_window: Duration::from_secs(300),
+            idempotency_max_bytes: 1 << 20,
         }
     }
 

@@ -1,0 +1,547 @@
+//! Idempotent calls: a device runs a keyed request once, however often the
+//! caller retries it.
+//!
+//! A call naming an `idempotency_key` claims that key for its target. While
+//! the call is in flight, calls with the same key join it and get its
+//! outcome; after it ends, calls within `--idempotency-window` get that
+//! outcome again. Neither publishes anything.
+//!
+//! Kept are the outcomes after which the device may have run the method:
+//! its answer, `DEVICE_TIMEOUT` and `DEVICE_DISCONNECTED`. A call refused
+//! before it could reach the device (offline, overloaded, broker
+//! unavailable, draining) leaves the key free, so a retry really retries.
+//!
+//! The same key with another method, payload, content type or contract is
+//! refused with `INVALID_ARGUMENT`: answering it with another request's
+//! outcome would be wrong. Timeout and metadata may differ between retries.
+//!
+//! Keys are scoped by target, so a fan-out may use one key for every device.
+//! Memory is bounded by the window and by `--idempotency-max-bytes`; the
+//! oldest outcomes go first.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use thingcall_proto::v1::InvokeRequest;
+use tokio::sync::watch;
+
+use crate::calls::CallId;
+use crate::error::Error;
+use crate::gateway::{new_call_id, Answer, Failed, Gateway};
+use crate::telemetry::Caller;
+use crate::validate;
+
+/// A keyed call's outcome, shared by every caller that sent its key.
+pub type Outcome = Arc<Result<Answer, Failed>>;
+
+/// (target, idempotency key).
+type Key = (String, String);
+
+/// Bookkeeping per kept outcome beyond its payload and strings: the map
+/// and queue entries and the reply's fixed fields.
+const ENTRY_OVERHEAD: usize = 256;
+
+/// The keys of calls in flight and of outcomes kept for replay. No I/O.
+pub struct Idempotency {
+    window: Duration,
+    max_bytes: usize,
+    state: Mutex<State>,
+    /// Calls answered from another call with their key (joined or replayed).
+    replays: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<Key, Slot>,
+    /// Kept outcomes, oldest first: (expiry, key, generation). An entry whose
+    /// generation no longer matches its slot is stale and skipped.
+    kept: VecDeque<(Instant, Key, u64)>,
+    bytes: usize,
+    generations: u64,
+}
+
+enum Slot {
+    Running {
+        fingerprint: u64,
+        id: CallId,
+        done: watch::Receiver<Option<Outcome>>,
+    },
+    Ended {
+        fingerprint: u64,
+        outcome: Outcome,
+        bytes: usize,
+        generation: u64,
+    },
+}
+
+/// What a keyed call does, decided by [`Idempotency::claim`].
+pub enum Claim {
+    /// No call holds the key: this one runs it and ends the ticket.
+    Lead(Ticket),
+    /// A call with the key is in flight: wait for its outcome.
+    Join {
+        /// The running call's id, which the joiner reports too.
+        id: CallId,
+        /// Receives the outcome.
+        done: watch::Receiver<Option<Outcome>>,
+    },
+    /// A call with the key ended within the window: its outcome.
+    Replay(Outcome),
+}
+
+/// The right and duty to run a keyed call. Ending it publishes the outcome
+/// to joiners and keeps it for replays; dropping it unended frees the key.
+pub struct Ticket {
+    table: Arc<Idempotency>,
+    key: Key,
+    fingerprint: u64,
+    id: CallId,
+    done: Option<watch::Sender<Option<Outcome>>>,
+}
+
+impl Idempotency {
+    /// Keeps ended outcomes `window` long, at most about `max_bytes` of them.
+    pub fn new(window: Duration, max_bytes: usize) -> Self {
+        Self {
+            window,
+            max_bytes,
+            state: Mutex::new(State::default()),
+            replays: AtomicU64::new(0),
+        }
+    }
+
+    /// Claims `req.idempotency_key` on `req.target` for the call `id`.
+    /// Fails when the key is held by a different request.
+    pub fn claim(self: &Arc<Self>, req: &InvokeRequest, id: CallId) -> Result<Claim, Error> {
+        let fingerprint = fingerprint(req);
+        let key = (req.target.clone(), req.idempotency_key.clone());
+        let mut st = self.state.lock();
+        st.expire(Instant::now(), self.max_bytes);
+        let held = match st.slots.get(&key) {
+            None => None,
+            Some(Slot::Running {
+                fingerprint: f,
+                id,
+                done,
+            }) => Some((
+                *f,
+                Claim::Join {
+                    id: *id,
+                    done: done.clone(),
+                },
+            )),
+            Some(Slot::Ended {
+                fingerprint: f,
+                outcome,
+                ..
+            }) => Some((*f, Claim::Replay(outcome.clone()))),
+        };
+        if let Some((held_for, claim)) = held {
+            if held_for != fingerprint {
+                return Err(Error::invalid(format!(
+                    "idempotency_key is held by a different request to {} \
+                     (its method, payload, content type or contract differ)",
+                    req.target
+                )));
+            }
+            self.replays.fetch_add(1, Ordering::Relaxed);
+            return Ok(claim);
+        }
+        let (tx, rx) = watch::channel(None);
+        st.slots.insert(
+            key.clone(),
+            Slot::Running {
+                fingerprint,
+                id,
+                done: rx,
+            },
+        );
+        Ok(Claim::Lead(Ticket {
+            table: Arc::clone(self),
+            key,
+            fingerprint,
+            id,
+            done: Some(tx),
+        }))
+    }
+
+    /// Calls answered from another call with the same key.
+    pub fn replays(&self) -> u64 {
+        self.replays.load(Ordering::Relaxed)
+    }
+
+    /// Keys held now, running or kept (for tests and introspection).
+    pub fn len(&self) -> usize {
+        self.state.lock().slots.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn settle(&self, ticket: &Ticket, outcome: &Outcome) {
+        let mut st = self.state.lock();
+        let ours =
+            matches!(st.slots.get(&ticket.key), Some(Slot::Running { id, .. }) if *id == ticket.id);
+        if !ours {
+            return;
+        }
+        if self.window.is_zero() || !worth_keeping(outcome) {
+            st.slots.remove(&ticket.key);
+            return;
+        }
+        let bytes = size_of_kept(&ticket.key, outcome);
+        st.generations += 1;
+        let generation = st.generations;
+        st.slots.insert(
+            ticket.key.clone(),
+            Slot::Ended {
+                fingerprint: ticket.fingerprint,
+                outcome: Arc::clone(outcome),
+                bytes,
+                generation,
+            },
+        );
+        st.bytes += bytes;
+        st.kept
+            .push_back((Instant::now() + self.window, ticket.key.clone(), generation));
+        st.expire(Instant::now(), self.max_bytes);
+    }
+
+    fn release(&self, ticket: &Ticket) {
+        let mut st = self.state.lock();
+        if matches!(st.slots.get(&ticket.key), Some(Slot::Running { id, .. }) if *id == ticket.id) {
+            st.slots.remove(&ticket.key);
+        }
+    }
+}
+
+impl State {
+    /// Drops kept outcomes past their expiry, then the oldest while over budget.
+    fn expire(&mut self, now: Instant, max_bytes: usize) {
+        while let Some((at, _, _)) = self.kept.front() {
+            if *at > now && self.bytes <= max_bytes {
+                break;
+            }
+            let Some((_, key, generation)) = self.kept.pop_front() else {
+                break;
+            };
+            if let Some(Slot::Ended {
+                generation: g,
+                bytes,
+                ..
+            }) = self.slots.get(&key)
+            {
+                if *g == generation {
+                    self.bytes -= *bytes;
+                    self.slots.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+impl Ticket {
+    /// A receiver of the outcome, for the caller that claimed the key.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Outcome>> {
+        self.done
+            .as_ref()
+            .map(|tx| tx.subscribe())
+            .expect("a ticket is ended only once, by value")
+    }
+
+    /// Records the call's outcome and hands it to every waiting caller.
+    pub fn end(mut self, outcome: Result<Answer, Failed>) {
+        let outcome = Arc::new(outcome);
+        // The table first: a joiner that retries at once finds the outcome kept.
+        self.table.settle(&self, &outcome);
+        if let Some(tx) = self.done.take() {
+            tx.send_replace(Some(outcome));
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.done.is_some() {
+            self.table.release(self);
+        }
+    }
+}
+
+/// Whether the device may have run the call: then a retry must not run it again.
+fn worth_keeping(outcome: &Result<Answer, Failed>) -> bool {
+    match outcome {
+        Ok(_) => true,
+        Err(f) => matches!(
+            f.error,
+            Error::DeviceTimeout { .. } | Error::DeviceDisconnected(_)
+        ),
+    }
+}
+
+fn size_of_kept(key: &Key, outcome: &Result<Answer, Failed>) -> usize {
+    let reply = match outcome {
+        Ok(a) => a.reply.payload.len() + a.reply.content_type.as_ref().map_or(0, String::len),
+        Err(f) => f.error.to_string().len(),
+    };
+    ENTRY_OVERHEAD + 2 * (key.0.len() + key.1.len()) + reply
+}
+
+/// What must match for a retry to be the same request.
+fn fingerprint(req: &InvokeRequest) -> u64 {
+    let mut h = DefaultHasher::new();
+    req.method.hash(&mut h);
+    req.payload.hash(&mut h);
+    req.content_type.hash(&mut h);
+    req.contract.hash(&mut h);
+    h.finish()
+}
+
+impl Gateway {
+    /// [`Gateway::invoke`] for a call with an idempotency key.
+    pub(crate) async fn invoke_keyed(
+        self: &Arc<Self>,
+        req: InvokeRequest,
+        caller: Caller,
+    ) -> Result<Answer, Failed> {
+        let received = Instant::now();
+        let id = new_call_id();
+        // Bad input is refused as any call's is, and never claims its key.
+        let deadline = match validate::invoke(&req, &self.cfg, received, caller.deadline) {
+            Ok(limits) => limits.deadline,
+            Err(_) => return self.invoke_once(req, caller, id).await,
+        };
+        let method = req.method.clone();
+        let (id, mut done, lead) = match self.idempotency.claim(&req, id) {
+            Ok(Claim::Lead(ticket)) => {
+                let done = ticket.subscribe();
+                let gateway = Arc::clone(self);
+                // Its own task: a caller that goes away (a client timing out
+                // before it retries) does not cancel the call, so the retry
+                // joins it or gets its outcome.
+                tokio::spawn(async move {
+                    let outcome = gateway.invoke_once(req, caller, id).await;
+                    ticket.end(outcome);
+                });
+                (id, done, true)
+            }
+            Ok(Claim::Join { id, done }) => (id, done, false),
+            Ok(Claim::Replay(outcome)) => {
+                return self.record_keyed(&method, received, id, &outcome);
+            }
+            Err(error) => {
+                let failed = Err(Failed {
+                    error,
+                    request_id: id,
+                });
+                return self.record_keyed(&method, received, id, &failed);
+            }
+        };
+        // The leader's task ends by its own deadline; a joiner waits up to its own.
+        let until = if lead { None } else { Some(deadline) };
+        let waited = match until {
+            None => done.wait_for(Option::is_some).await.map(|o| o.clone()),
+            Some(t) => {
+                match tokio::time::timeout_at(t.into(), done.wait_for(Option::is_some)).await {
+                    Ok(got) => got.map(|o| o.clone()),
+                    Err(_) => {
+                        let timeout = Err(Failed {
+                            error: Error::DeviceTimeout {
+                                after: t.saturating_duration_since(received),
+                                accepted: false,
+                            },
+                            request_id: id,
+                        });
+                        return self.record_keyed(&method, received, id, &timeout);
+                    }
+                }
+            }
+        };
+        let outcome = match waited {
+            Ok(Some(outcome)) => outcome,
+            // The running call's task ended without an outcome (runtime shutdown).
+            _ => Arc::new(Err(Failed {
+                error: Error::ShuttingDown,
+                request_id: id,
+            })),
+        };
+        if lead {
+            // Counted and logged by the call itself.
+            return (*outcome).clone();
+        }
+        self.record_keyed(&method, received, id, &outcome)
+    }
+
+    /// Records a keyed call that did not run on its own (it joined, replayed,
+    /// was refused or gave up waiting), and gives its outcome.
+    fn record_keyed(
+        &self,
+        method: &str,
+        received: Instant,
+        id: CallId,
+        outcome: &Result<Answer, Failed>,
+    ) -> Result<Answer, Failed> {
+        let reason = match outcome {
+            Ok(_) => "OK",
+            Err(f) => f.error.reason(),
+        };
+        self.metrics
+            .series(method)
+            .record(reason, received.elapsed());
+        tracing::debug!(
+            request_id = %uuid::Uuid::from_u128(id),
+            method,
+            outcome = reason,
+            "keyed call finished without running"
+        );
+        outcome.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::Reply;
+
+    fn req(key: &str, payload: &[u8]) -> InvokeRequest {
+        InvokeRequest {
+            target: "dev-1".into(),
+            method: "open".into(),
+            payload: payload.to_vec().into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    fn answer(id: CallId, payload: &'static [u8]) -> Result<Answer, Failed> {
+        Ok(Answer {
+            reply: Reply {
+                status: 200,
+                payload: bytes::Bytes::from_static(payload),
+                content_type: None,
+                exec_us: None,
+                accepted_at: None,
+            },
+            request_id: id,
+            elapsed: Duration::from_millis(1),
+        })
+    }
+
+    fn failed(id: CallId, error: Error) -> Result<Answer, Failed> {
+        Err(Failed {
+            error,
+            request_id: id,
+        })
+    }
+
+    fn lead(t: &Arc<Idempotency>, r: &InvokeRequest, id: CallId) -> Ticket {
+        match t.claim(r, id).expect("claim") {
+            Claim::Lead(ticket) => ticket,
+            _ => panic!("expected to lead"),
+        }
+    }
+
+    #[test]
+    fn first_call_leads_and_later_ones_join_then_replay() {
+        let t = Arc::new(Idempotency::new(Duration::from_secs(60), 1 << 20));
+        let ticket = lead(&t, &req("k", b"x"), 1);
+        let Claim::Join { id, done } = t.claim(&req("k", b"x"), 2).unwrap() else {
+            panic!("second call joins");
+        };
+        assert_eq!(id, 1, "joiner reports the running call's id");
+        ticket.end(answer(1, b"opened"));
+        let got = done.borrow().clone().expect("joiner is told the outcome");
+        assert_eq!(&got.as_ref().as_ref().unwrap().reply.payload[..], b"opened");
+        let Claim::Replay(o) = t.claim(&req("k", b"x"), 3).unwrap() else {
+            panic!("third call replays");
+        };
+        assert_eq!(o.as_ref().as_ref().unwrap().request_id, 1);
+        assert_eq!(t.replays(), 2);
+    }
+
+    #[test]
+    fn same_key_for_another_request_is_refused() {
+        let t = Arc::new(Idempotency::new(Duration::from_secs(60), 1 << 20));
+        let _ticket = lead(&t, &req("k", b"x"), 1);
+        let e = t.claim(&req("k", b"other"), 2).err().expect("refused");
+        assert_eq!(e.reason(), "INVALID_ARGUMENT");
+        let mut other_method = req("k", b"x");
+        other_method.method = "close".into();
+        assert!(t.claim(&other_method, 3).is_err());
+        let mut other_target = req("k", b"other");
+        other_target.target = "dev-2".into();
+        assert!(
+            matches!(t.claim(&other_target, 4), Ok(Claim::Lead(_))),
+            "keys are per target"
+        );
+    }
+
+    #[test]
+    fn refusals_before_publishing_free_the_key() {
+        let t = Arc::new(Idempotency::new(Duration::from_secs(60), 1 << 20));
+        for (n, e) in [
+            Error::DeviceOffline("dev-1".into()),
+            Error::Overloaded(10),
+            Error::BrokerUnavailable,
+            Error::ShuttingDown,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            lead(&t, &req("k", b"x"), n as CallId).end(failed(n as CallId, e));
+            assert!(t.is_empty(), "nothing kept after a refusal");
+        }
+        lead(&t, &req("k", b"x"), 9).end(failed(
+            9,
+            Error::DeviceTimeout {
+                after: Duration::from_secs(1),
+                accepted: false,
+            },
+        ));
+        assert!(
+            matches!(t.claim(&req("k", b"x"), 10), Ok(Claim::Replay(_))),
+            "a timeout is kept: the device may have run it"
+        );
+    }
+
+    #[test]
+    fn a_dropped_ticket_frees_the_key_and_closes_joiners() {
+        let t = Arc::new(Idempotency::new(Duration::from_secs(60), 1 << 20));
+        let ticket = lead(&t, &req("k", b"x"), 1);
+        let Ok(Claim::Join { done, .. }) = t.claim(&req("k", b"x"), 2) else {
+            panic!("joins");
+        };
+        drop(ticket);
+        assert!(done.has_changed().is_err(), "joiner sees the sender gone");
+        assert!(matches!(t.claim(&req("k", b"x"), 3), Ok(Claim::Lead(_))));
+    }
+
+    #[test]
+    fn outcomes_expire_and_the_byte_budget_evicts_oldest_first() {
+        let t = Arc::new(Idempotency::new(Duration::ZERO, 1 << 20));
+        lead(&t, &req("k", b"x"), 1).end(answer(1, b"a"));
+        assert!(t.is_empty(), "a zero window keeps nothing");
+
+        let budget = 3 * (ENTRY_OVERHEAD + 64);
+        let t = Arc::new(Idempotency::new(Duration::from_secs(60), budget));
+        for n in 0..10u128 {
+            let key = format!("k{n}");
+            lead(&t, &req(&key, b"x"), n).end(answer(n, b"0123456789"));
+        }
+        assert!(t.len() <= 3, "held {} outcomes over budget", t.len());
+        assert!(matches!(
+            t.claim(&req("k9", b"x"), 99),
+            Ok(Claim::Replay(_))
+        ));
+        assert!(
+            matches!(t.claim(&req("k0", b"x"), 98), Ok(Claim::Lead(_))),
+            "the oldest went first"
+        );
+    }
+}
