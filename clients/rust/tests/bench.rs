@@ -106,6 +106,41 @@ async fn every_mode_completes_its_calls() {
     gw.stop().await;
 }
 
+/// `--idempotency-keys`: every call has its own key, across runs too, so
+/// every call runs and none is answered by another's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_are_unique_per_call() {
+    let gw = gateway().await;
+    for mode in ["grpc", "grpc-web", "grpc"] {
+        let args = [
+            "--mode",
+            mode,
+            "--idempotency-keys",
+            "--count",
+            "200",
+            "--concurrency",
+            "8",
+            "--targets",
+            "demo-1,demo-2",
+        ];
+        let r = report(&bench(&gw, &args).await);
+        assert_eq!(r["outcomes"]["ok"], 200, "{mode}: {r}");
+        assert_consistent(&r);
+    }
+    let metrics = gw.gateway.metrics_text();
+    assert!(
+        metrics.contains("thingcall_idempotent_replays_total 0\n"),
+        "{metrics}"
+    );
+    let json = bench(
+        &gw,
+        &["--mode", "json", "--idempotency-keys", "--count", "1"],
+    )
+    .await;
+    assert_eq!(json.status.code(), Some(2), "a usage error for json mode");
+    gw.stop().await;
+}
+
 /// `--breakdown` on echo calls: every ok call carries the figures (the
 /// simulator reports `exec-us`), the parts that apply to the mode are there
 /// as whole µs, and the device's share is within the whole. (`sleep` would

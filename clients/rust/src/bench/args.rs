@@ -122,6 +122,11 @@ pub struct BenchArgs {
     /// figures each reply carries (see below).
     #[arg(long)]
     pub breakdown: bool,
+    /// Give every call its own idempotency key (grpc and grpc-web), to
+    /// measure what the gateway's key bookkeeping costs; each call still
+    /// runs on its device.
+    #[arg(long)]
+    pub idempotency_keys: bool,
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -246,6 +251,8 @@ mod tests {
         assert!(a.watched_pids().is_empty());
         assert!(!a.json && !a.quiet && !a.breakdown && a.label.is_none());
         assert!(parse(&["--breakdown"]).unwrap().breakdown);
+        assert!(!parse(&[]).unwrap().idempotency_keys);
+        assert!(parse(&["--idempotency-keys"]).unwrap().idempotency_keys);
     }
 
     #[test]

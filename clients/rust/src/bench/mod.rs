@@ -16,6 +16,7 @@ mod tally;
 mod targets;
 mod tls;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,6 +24,7 @@ use thingcall_cli::{exit, CallError};
 use thingcall_proto::wire::validate_id;
 
 pub use args::BenchArgs;
+use args::Mode;
 
 use crate::cmd::{write_stdout, Failure};
 use breakdown::Breakdown;
@@ -82,6 +84,9 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<u8, Failure> {
     } else {
         None
     };
+    if args.idempotency_keys && !matches!(args.mode, Mode::Grpc | Mode::GrpcWeb) {
+        return Err(Setup::Usage("--idempotency-keys needs --mode grpc or grpc-web".into()).into());
+    }
     let targets = targets::resolve(&args.targets, server).await?;
     let spec = Arc::new(CallSpec {
         targets,
@@ -89,6 +94,13 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<u8, Failure> {
         payload: payload(args.payload_bytes),
         timeout: args.timeout,
         breakdown: args.breakdown,
+        // A prefix per run: keys of an earlier run may still be kept.
+        keys: args.idempotency_keys.then(|| {
+            let run = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            (format!("bench-{run:x}"), AtomicU64::new(0))
+        }),
     });
     let mqtt = MqttSetup {
         broker: Broker {

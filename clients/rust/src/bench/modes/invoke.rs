@@ -2,6 +2,7 @@
 //! (h2c) and `grpc-web` (tonic-web over HTTP/1.1): only the transport under
 //! the client differs.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use thingcall_cli::proto::device_gateway_client::DeviceGatewayClient;
@@ -59,11 +60,16 @@ pub fn invoke_request(
     target: usize,
     timeout: prost_types::Duration,
 ) -> InvokeRequest {
+    let idempotency_key = match &spec.keys {
+        Some((run, next)) => format!("{run}-{}", next.fetch_add(1, Ordering::Relaxed)),
+        None => String::new(),
+    };
     InvokeRequest {
         target: spec.targets[target].clone(),
         method: spec.method.clone(),
         payload: spec.payload.clone(),
         timeout: Some(timeout),
+        idempotency_key,
         ..Default::default()
     }
 }
@@ -92,5 +98,35 @@ pub fn invoke_done(
             }
         }
         Err(status) => status_outcome(status).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn spec(keys: Option<(String, AtomicU64)>) -> CallSpec {
+        CallSpec {
+            targets: vec!["d-1".into()],
+            method: "echo".into(),
+            payload: Bytes::from_static(b"x"),
+            timeout: Duration::from_secs(1),
+            breakdown: false,
+            keys,
+        }
+    }
+
+    #[test]
+    fn each_request_gets_its_own_key_only_when_asked() {
+        let timeout = prost_types::Duration::default();
+        let plain = spec(None);
+        assert_eq!(invoke_request(&plain, 0, timeout).idempotency_key, "");
+        let keyed = spec(Some(("run-a".into(), AtomicU64::new(0))));
+        let a = invoke_request(&keyed, 0, timeout).idempotency_key;
+        let b = invoke_request(&keyed, 0, timeout).idempotency_key;
+        assert_eq!((a.as_str(), b.as_str()), ("run-a-0", "run-a-1"));
     }
 }

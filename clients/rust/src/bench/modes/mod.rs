@@ -11,6 +11,7 @@ mod json;
 mod raw_mqtt;
 
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ pub struct CallSpec {
     /// `--breakdown`: read the timing figures of each reply. Off, the
     /// modes skip that work and return empty [`Figures`].
     pub breakdown: bool,
+    /// `--idempotency-keys`: this run's key prefix and the next key's number.
+    pub keys: Option<(String, AtomicU64)>,
 }
 
 /// How one call ended, with what its reply said about where the time went
