@@ -1,10 +1,12 @@
 //! The gateway core: every surface (gRPC now; HTTP/JSON, gRPC-web and the
 //! seed API later) calls these methods and nothing else does business logic.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::Either;
 use opentelemetry_sdk::trace::SdkTracer;
 use parking_lot::RwLock;
 use rumqttc::v5::mqttbytes::QoS;
@@ -233,128 +235,145 @@ impl Gateway {
     /// `caller` adds the caller's own deadline and trace context. A call
     /// with an idempotency key runs on the device at most once per key
     /// (see [`crate::idempotency`]).
-    pub async fn invoke(
+    pub fn invoke(
         self: &Arc<Self>,
         req: InvokeRequest,
         caller: Caller,
-    ) -> Result<Answer, Failed> {
+    ) -> impl Future<Output = Result<Answer, Failed>> + Send + '_ {
+        // Not an `async fn`: that would keep its own copy of `req` and
+        // `caller` next to the call's future for as long as the call lives.
         if req.idempotency_key.is_empty() {
-            self.invoke_once(req, caller, new_call_id()).await
+            Either::Left(self.invoke_once(req, caller, new_call_id()))
         } else {
             // Boxed: keyed calls' extra state stays out of every other call's future.
-            Box::pin(self.invoke_keyed(req, caller)).await
+            Either::Right(Box::pin(self.invoke_keyed(req, caller)))
         }
     }
 
     /// One call to the device, with its metrics, logs and trace.
-    pub(crate) async fn invoke_once(
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold its arguments twice"
+    )]
+    pub(crate) fn invoke_once(
         &self,
         req: InvokeRequest,
         caller: Caller,
         id: CallId,
-    ) -> Result<Answer, Failed> {
-        let received = Instant::now();
-        let series = self.metrics.series(&req.method);
-        // Debug level: off by default, so the hot path pays only a cached
-        // level check. Ids and names only; payloads and metadata values are
-        // never logged (they may carry secrets).
-        let span = tracing::debug_span!(
-            "call",
-            request_id = %uuid::Uuid::from_u128(id),
-            target = %req.target,
-            method = %req.method,
-            trace_id = tracing::field::Empty,
-        );
-        let trace = self
-            .tracer
-            .as_ref()
-            .map(|t| CallTrace::start(t, &caller, &req.target, &req.method, id));
-        if let Some(trace) = &trace {
-            span.record("trace_id", tracing::field::display(trace.trace_id()));
-        }
-        // `call` borrows the request: a moved copy would sit in both
-        // futures, which live as long as the call.
-        let result = self
-            .call(&req, id, caller.deadline, received, trace.as_ref())
-            .instrument(span.clone())
-            .await;
-        if let Some(trace) = trace {
-            trace.finish(result.as_ref().map(|a| &a.reply));
-        }
-        let outcome = match &result {
-            Ok(_) => "OK",
-            Err(e) => e.reason(),
-        };
-        let took = received.elapsed();
-        series.record(outcome, took);
-        span.in_scope(|| {
-            tracing::debug!(
-                outcome,
-                elapsed_us = took.as_micros() as u64,
-                "call finished"
+    ) -> impl Future<Output = Result<Answer, Failed>> + Send + '_ {
+        // An `async move` block rather than an `async fn`: the latter keeps
+        // a second copy of its arguments in the future.
+        async move {
+            let received = Instant::now();
+            let series = self.metrics.series(&req.method);
+            // Debug level: off by default, so the hot path pays only a cached
+            // level check. Ids and names only; payloads and metadata values are
+            // never logged (they may carry secrets).
+            let span = tracing::debug_span!(
+                "call",
+                request_id = %uuid::Uuid::from_u128(id),
+                target = %req.target,
+                method = %req.method,
+                trace_id = tracing::field::Empty,
             );
-        });
-        result.map_err(|error| Failed {
-            error,
-            request_id: id,
-        })
+            let trace = self
+                .tracer
+                .as_ref()
+                .map(|t| CallTrace::start(t, &caller, &req.target, &req.method, id));
+            if let Some(trace) = &trace {
+                span.record("trace_id", tracing::field::display(trace.trace_id()));
+            }
+            // `call` borrows the request: a moved copy would sit in both
+            // futures, which live as long as the call.
+            let result = self
+                .call(&req, id, caller.deadline, received, trace.as_ref())
+                .instrument(span.clone())
+                .await;
+            if let Some(trace) = trace {
+                trace.finish(result.as_ref().map(|a| &a.reply));
+            }
+            let outcome = match &result {
+                Ok(_) => "OK",
+                Err(e) => e.reason(),
+            };
+            let took = received.elapsed();
+            series.record(outcome, took);
+            span.in_scope(|| {
+                tracing::debug!(
+                    outcome,
+                    elapsed_us = took.as_micros() as u64,
+                    "call finished"
+                );
+            });
+            result.map_err(|error| Failed {
+                error,
+                request_id: id,
+            })
+        }
     }
 
     /// [`Gateway::invoke`] without the bookkeeping.
-    async fn call(
-        &self,
-        req: &InvokeRequest,
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold its arguments twice"
+    )]
+    fn call<'a>(
+        &'a self,
+        req: &'a InvokeRequest,
         id: CallId,
         caller_deadline: Option<Instant>,
         received: Instant,
-        trace: Option<&CallTrace>,
-    ) -> Result<Answer, Error> {
-        let limits = validate::invoke(req, &self.cfg, received, caller_deadline)?;
-        if self.draining.load(Ordering::Relaxed) {
-            return Err(Error::ShuttingDown);
-        }
-        let now = self.registry.read().reachability(&req.target, &req.method);
-        if !matches!(now, Reachability::Unknown | Reachability::Online) {
-            // Boxed: the rare wait for a device stays out of every call's
-            // future, which lives as long as the call.
-            Box::pin(self.await_reachable(&req.target, &req.method, limits.connect_deadline))
-                .await?;
-        }
+        trace: Option<&'a CallTrace>,
+    ) -> impl Future<Output = Result<Answer, Error>> + Send + 'a {
+        async move {
+            let limits = validate::invoke(req, &self.cfg, received, caller_deadline)?;
+            if self.draining.load(Ordering::Relaxed) {
+                return Err(Error::ShuttingDown);
+            }
+            let now = self.registry.read().reachability(&req.target, &req.method);
+            if !matches!(now, Reachability::Unknown | Reachability::Online) {
+                // Boxed: the rare wait for a device stays out of every call's
+                // future, which lives as long as the call.
+                Box::pin(self.await_reachable(&req.target, &req.method, limits.connect_deadline))
+                    .await?;
+            }
 
-        let mut rx = self.calls.insert(id, &req.target)?;
-        let mut guard = CancelGuard {
-            calls: &self.calls,
-            id,
-            armed: true,
-        };
-        // Checked again now the call is in the table: an offline that landed
-        // between the first check and the insert would otherwise be missed.
-        if self.registry.read().reachability(&req.target, &req.method) == Reachability::Offline {
-            return self.finish(
-                req,
+            let mut rx = self.calls.insert(id, &req.target)?;
+            let mut guard = CancelGuard {
+                calls: &self.calls,
                 id,
-                received,
-                Err(Error::DeviceOffline(req.target.clone())),
-            );
-        }
-        if !self.publish_request(req, limits.contract, id, limits.deadline, trace) {
-            return self.finish(req, id, received, Err(Error::BrokerUnavailable));
-        }
-        let result: Completion =
-            match tokio::time::timeout_at(limits.deadline.into(), &mut rx).await {
-                Ok(Ok(done)) => done,
-                Ok(Err(_)) => Err(Error::BrokerUnavailable),
-                Err(_) => match self.calls.remove(id) {
-                    Some(accepted) => Err(Error::DeviceTimeout {
-                        after: limits.deadline.saturating_duration_since(received),
-                        accepted,
-                    }),
-                    // Completed in the instant the deadline fired: take that.
-                    None => rx.try_recv().unwrap_or(Err(Error::BrokerUnavailable)),
-                },
+                armed: true,
             };
-        guard.armed = false;
-        self.finish(req, id, received, result)
+            // Checked again now the call is in the table: an offline that landed
+            // between the first check and the insert would otherwise be missed.
+            if self.registry.read().reachability(&req.target, &req.method) == Reachability::Offline
+            {
+                return self.finish(
+                    req,
+                    id,
+                    received,
+                    Err(Error::DeviceOffline(req.target.clone())),
+                );
+            }
+            if !self.publish_request(req, limits.contract, id, limits.deadline, trace) {
+                return self.finish(req, id, received, Err(Error::BrokerUnavailable));
+            }
+            let result: Completion =
+                match tokio::time::timeout_at(limits.deadline.into(), &mut rx).await {
+                    Ok(Ok(done)) => done,
+                    Ok(Err(_)) => Err(Error::BrokerUnavailable),
+                    Err(_) => match self.calls.remove(id) {
+                        Some(accepted) => Err(Error::DeviceTimeout {
+                            after: limits.deadline.saturating_duration_since(received),
+                            accepted,
+                        }),
+                        // Completed in the instant the deadline fired: take that.
+                        None => rx.try_recv().unwrap_or(Err(Error::BrokerUnavailable)),
+                    },
+                };
+            guard.armed = false;
+            self.finish(req, id, received, result)
+        }
     }
 
     fn finish(
@@ -434,4 +453,59 @@ pub(crate) fn new_call_id() -> CallId {
 /// Keeps `Arc<Gateway>` usable where the session wants `Arc<dyn Incoming>`.
 pub fn as_incoming(g: &Arc<Gateway>) -> Arc<dyn crate::mqtt::Incoming> {
     g.clone()
+}
+
+/// A core for unit tests: a client with no connection behind it.
+#[cfg(test)]
+pub(crate) fn test_gateway() -> Arc<Gateway> {
+    let cfg = CoreConfig {
+        gateway_id: "gw".into(),
+        topic_root: "thingcall".into(),
+        qos: QoS::AtLeastOnce,
+        default_timeout: Duration::from_secs(10),
+        max_timeout: Duration::from_secs(300),
+        max_payload: 16,
+        max_in_flight: 10,
+        watch_buffer: 16,
+        default_contract: Contract::Native,
+        seed_client_prefix: "invocation_client".into(),
+        metrics_max_methods: 64,
+        idempotency_window: Duration::from_secs(300),
+        idempotency_max_bytes: 1 << 20,
+    };
+    let opts = rumqttc::v5::MqttOptions::new("test", "127.0.0.1", 1);
+    let (client, _eventloop) = AsyncClient::new(opts, 10);
+    Arc::new(Gateway::new(cfg, client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Surface;
+
+    /// Every call in flight holds its future: these sizes are gateway
+    /// memory per call. An `async fn` keeps a second copy of its arguments,
+    /// and awaiting a captured future keeps it twice; this catches either
+    /// creeping back into the call path.
+    #[test]
+    fn call_futures_stay_small() {
+        let g = test_gateway();
+        let caller = || Caller {
+            deadline: None,
+            parent: None,
+            surface: Surface::Grpc,
+        };
+        let invoke = g.invoke(InvokeRequest::default(), caller());
+        let size = std::mem::size_of_val(&invoke);
+        assert!(size <= 1024, "the core's invoke future is {size} bytes");
+        drop(invoke);
+        use thingcall_proto::v1::device_gateway_server::DeviceGateway;
+        let api = crate::api::grpc::GrpcApi::new(g.clone());
+        let handler = api.invoke(tonic::Request::new(InvokeRequest::default()));
+        let size = std::mem::size_of_val(&*handler);
+        assert!(
+            size <= 1024,
+            "the gRPC Invoke handler's future is {size} bytes"
+        );
+    }
 }

@@ -1,9 +1,11 @@
 //! gRPC adapter: `thingcall.v1.DeviceGateway` over the core.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use thingcall_proto::v1::device_gateway_server::DeviceGateway;
 use thingcall_proto::v1::{
     Device, DeviceEvent, GetDeviceRequest, InvokeRequest, InvokeResponse, ListDevicesRequest,
@@ -32,27 +34,40 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<DeviceEvent, Status>> + Send
 
 #[tonic::async_trait]
 impl DeviceGateway for GrpcApi {
-    async fn invoke(
-        &self,
+    // Written out rather than as an `async fn`: async_trait's future would
+    // hold the whole `Request` (headers included) and a second copy of it
+    // for as long as the call lives. Here the request is taken apart first
+    // and the boxed future holds only the core's call.
+    fn invoke<'life0, 'async_trait>(
+        &'life0 self,
         request: Request<InvokeRequest>,
-    ) -> Result<Response<InvokeResponse>, Status> {
+    ) -> Pin<Box<dyn Future<Output = Result<Response<InvokeResponse>, Status>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
         let caller = Caller::from_headers(
             self.core.tracing(),
             request.metadata().as_ref(),
             Surface::Grpc,
             grpc_timeout(request.metadata()).map(|t| Instant::now() + t),
         );
-        let answer = self.core.invoke(request.into_inner(), caller).await?;
-        let reply = answer.reply;
-        Ok(Response::new(InvokeResponse {
-            status: reply.status,
-            payload: reply.payload,
-            content_type: reply.content_type.unwrap_or_default(),
-            request_id: uuid::Uuid::from_u128(answer.request_id).to_string(),
-            elapsed: answer.elapsed.try_into().ok(),
-            device_time: reply
-                .exec_us
-                .and_then(|us| Duration::from_micros(us).try_into().ok()),
+        let call = self.core.invoke(request.into_inner(), caller);
+        // `map`, not an async block: awaiting a captured future would keep
+        // it twice, once captured and once being awaited.
+        Box::pin(call.map(|result| {
+            let answer = result?;
+            let reply = answer.reply;
+            Ok(Response::new(InvokeResponse {
+                status: reply.status,
+                payload: reply.payload,
+                content_type: reply.content_type.unwrap_or_default(),
+                request_id: uuid::Uuid::from_u128(answer.request_id).to_string(),
+                elapsed: answer.elapsed.try_into().ok(),
+                device_time: reply
+                    .exec_us
+                    .and_then(|us| Duration::from_micros(us).try_into().ok()),
+            }))
         }))
     }
 

@@ -4,6 +4,7 @@
 //! differences: a timeout answers 504 (the sample: 500) and bad input 400
 //! (the sample: 500), so callers can tell them apart without parsing.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use thingcall_proto::v1::{Contract, InvokeRequest};
 
 use crate::api::http::error::status;
 use crate::error::Error;
-use crate::gateway::Gateway;
+use crate::gateway::{Answer, Gateway};
 use crate::telemetry::{Caller, Surface};
 
 /// The sample's default when `timeout` is absent, and its range.
@@ -45,12 +46,27 @@ fn invalid(code: StatusCode, reason: &str, msg: impl Into<String>) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn invoke(
+/// Not an `async fn`: the headers are read before the future is made, so a
+/// call in flight does not hold the whole request (twice).
+fn invoke(
     State(core): State<Arc<Gateway>>,
     Query(q): Query<InvokeQuery>,
     request: Request,
-) -> Response {
+) -> impl Future<Output = Response> {
     let started = Instant::now();
+    let caller = Caller::from_headers(core.tracing(), request.headers(), Surface::Seed, None);
+    async move {
+        let req = match seed_request(q) {
+            Ok(req) => req,
+            Err(msg) => return invalid(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", msg),
+        };
+        let result = core.invoke(req, caller).await.map_err(|f| f.error);
+        answer(result, started)
+    }
+}
+
+/// The InvokeRequest of a query, or why it is refused.
+fn seed_request(q: InvokeQuery) -> Result<InvokeRequest, String> {
     let missing: Vec<&str> = [
         ("request", &q.request),
         ("method", &q.method),
@@ -62,26 +78,28 @@ async fn invoke(
     .collect();
     if !missing.is_empty() {
         let msg = format!("missing parameter(s): {}", missing.join(", "));
-        return invalid(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", msg);
+        return Err(msg);
     }
     let timeout = match q.timeout.as_deref().map(str::parse::<u64>) {
         None => DEFAULT_TIMEOUT_SECS,
         Some(Ok(t)) if TIMEOUT_RANGE.contains(&t) => t,
         Some(_) => {
             let msg = "timeout must be a whole number of seconds from 1 to 60";
-            return invalid(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", msg);
+            return Err(msg.into());
         }
     };
-    let req = InvokeRequest {
+    Ok(InvokeRequest {
         target: q.target.unwrap_or_default(),
         method: q.method.unwrap_or_default(),
         payload: q.request.unwrap_or_default().into_bytes().into(),
         timeout: Duration::from_secs(timeout).try_into().ok(),
         contract: Contract::Seed as i32,
         ..Default::default()
-    };
-    let caller = Caller::from_headers(core.tracing(), request.headers(), Surface::Seed, None);
-    let result = core.invoke(req, caller).await.map_err(|f| f.error);
+    })
+}
+
+/// The sample's answer shapes for a call's outcome.
+fn answer(result: Result<Answer, Error>, started: Instant) -> Response {
     let elapsed = started.elapsed().as_millis().to_string();
     match result {
         Ok(answer) => {
