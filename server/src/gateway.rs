@@ -455,10 +455,10 @@ pub fn as_incoming(g: &Arc<Gateway>) -> Arc<dyn crate::mqtt::Incoming> {
     g.clone()
 }
 
-/// A core for unit tests: a client with no connection behind it.
+/// Settings for unit tests: small limits, so tests can reach them.
 #[cfg(test)]
-pub(crate) fn test_gateway() -> Arc<Gateway> {
-    let cfg = CoreConfig {
+pub(crate) fn test_config() -> CoreConfig {
+    CoreConfig {
         gateway_id: "gw".into(),
         topic_root: "thingcall".into(),
         qos: QoS::AtLeastOnce,
@@ -472,10 +472,15 @@ pub(crate) fn test_gateway() -> Arc<Gateway> {
         metrics_max_methods: 64,
         idempotency_window: Duration::from_secs(300),
         idempotency_max_bytes: 1 << 20,
-    };
+    }
+}
+
+/// A core for unit tests: a client with no connection behind it.
+#[cfg(test)]
+pub(crate) fn test_gateway() -> Arc<Gateway> {
     let opts = rumqttc::v5::MqttOptions::new("test", "127.0.0.1", 1);
     let (client, _eventloop) = AsyncClient::new(opts, 10);
-    Arc::new(Gateway::new(cfg, client))
+    Arc::new(Gateway::new(test_config(), client))
 }
 
 #[cfg(test)]

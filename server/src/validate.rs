@@ -156,24 +156,9 @@ fn metadata(req: &InvokeRequest) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rumqttc::v5::mqttbytes::QoS;
 
     fn cfg() -> CoreConfig {
-        CoreConfig {
-            gateway_id: "gw".into(),
-            topic_root: "thingcall".into(),
-            qos: QoS::AtLeastOnce,
-            default_timeout: Duration::from_secs(10),
-            max_timeout: Duration::from_secs(300),
-            max_payload: 16,
-            max_in_flight: 10,
-            watch_buffer: 16,
-            default_contract: Contract::Native,
-            seed_client_prefix: "invocation_client".into(),
-            metrics_max_methods: 64,
-            idempotency_window: Duration::from_secs(300),
-            idempotency_max_bytes: 1 << 20,
-        }
+        crate::gateway::test_config()
     }
 
     fn req() -> InvokeRequest {
