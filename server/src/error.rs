@@ -1,5 +1,5 @@
-//! The one error type of the gateway core. Every surface (gRPC today,
-//! HTTP/JSON and the seed API later) maps it in exactly one place.
+//! The one error type of the gateway core. Every surface (gRPC, HTTP/JSON
+//! and the seed API) maps it in exactly one place.
 
 use std::time::Duration;
 

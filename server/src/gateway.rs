@@ -1,5 +1,5 @@
-//! The gateway core: every surface (gRPC now; HTTP/JSON, gRPC-web and the
-//! seed API later) calls these methods and nothing else does business logic.
+//! The gateway core: every surface (gRPC, gRPC-web, HTTP/JSON and the seed
+//! API) calls these methods, and nothing else does business logic.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
