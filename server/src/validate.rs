@@ -158,7 +158,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> CoreConfig {
-        crate::gateway::test_config()
+        crate::gateway::tests::test_config()
     }
 
     fn req() -> InvokeRequest {

@@ -156,7 +156,7 @@ mod tests {
     /// `call_futures_stay_small`): it must not carry the request with it.
     #[test]
     fn invoke_future_stays_small() {
-        let g = crate::gateway::test_gateway();
+        let g = crate::gateway::tests::test_gateway();
         let request = Request::new(Body::empty());
         let f = invoke(State(g), Path(("d".into(), "m".into())), request);
         let size = std::mem::size_of_val(&f);

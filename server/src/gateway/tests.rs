@@ -1,0 +1,57 @@
+//! Unit-test support for the core (a config and a gateway with no broker
+//! behind it), and tests of the core that need no broker.
+
+use super::*;
+use crate::telemetry::Surface;
+
+/// Settings for unit tests: small limits, so tests can reach them.
+pub(crate) fn test_config() -> CoreConfig {
+    CoreConfig {
+        gateway_id: "gw".into(),
+        topic_root: "thingcall".into(),
+        qos: QoS::AtLeastOnce,
+        default_timeout: Duration::from_secs(10),
+        max_timeout: Duration::from_secs(300),
+        max_payload: 16,
+        max_in_flight: 10,
+        watch_buffer: 16,
+        default_contract: Contract::Native,
+        seed_client_prefix: "invocation_client".into(),
+        metrics_max_methods: 64,
+        idempotency_window: Duration::from_secs(300),
+        idempotency_max_bytes: 1 << 20,
+    }
+}
+
+/// A core for unit tests: a client with no connection behind it.
+pub(crate) fn test_gateway() -> Arc<Gateway> {
+    let opts = rumqttc::v5::MqttOptions::new("test", "127.0.0.1", 1);
+    let (client, _eventloop) = AsyncClient::new(opts, 10);
+    Arc::new(Gateway::new(test_config(), client))
+}
+
+/// Every call in flight holds its future: these sizes are gateway
+/// memory per call. An `async fn` keeps a second copy of its arguments,
+/// and awaiting a captured future keeps it twice; this catches either
+/// creeping back into the call path.
+#[test]
+fn call_futures_stay_small() {
+    let g = test_gateway();
+    let caller = || Caller {
+        deadline: None,
+        parent: None,
+        surface: Surface::Grpc,
+    };
+    let invoke = g.invoke(InvokeRequest::default(), caller());
+    let size = std::mem::size_of_val(&invoke);
+    assert!(size <= 1024, "the core's invoke future is {size} bytes");
+    drop(invoke);
+    use thingcall_proto::v1::device_gateway_server::DeviceGateway;
+    let api = crate::api::grpc::GrpcApi::new(g.clone());
+    let handler = api.invoke(tonic::Request::new(InvokeRequest::default()));
+    let size = std::mem::size_of_val(&*handler);
+    assert!(
+        size <= 1024,
+        "the gRPC Invoke handler's future is {size} bytes"
+    );
+}
