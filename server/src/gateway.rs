@@ -265,7 +265,6 @@ impl Gateway {
         // a second copy of its arguments in the future.
         async move {
             let received = Instant::now();
-            let series = self.metrics.series(&req.method);
             // Debug level: off by default, so the hot path pays only a cached
             // level check. Ids and names only; payloads and metadata values are
             // never logged (they may carry secrets).
@@ -297,7 +296,7 @@ impl Gateway {
                 Err(e) => e.reason(),
             };
             let took = received.elapsed();
-            series.record(outcome, took);
+            self.metrics.record(&req.method, outcome, took);
             span.in_scope(|| {
                 tracing::debug!(
                     outcome,

@@ -344,22 +344,20 @@ impl Gateway {
             }
         };
         // The leader's task ends by its own deadline; a joiner waits up to its own.
-        let until = if lead { None } else { Some(deadline) };
-        let waited = match until {
-            None => done.wait_for(Option::is_some).await.map(|o| o.clone()),
-            Some(t) => {
-                match tokio::time::timeout_at(t.into(), done.wait_for(Option::is_some)).await {
-                    Ok(got) => got.map(|o| o.clone()),
-                    Err(_) => {
-                        let timeout = Err(Failed {
-                            error: Error::DeviceTimeout {
-                                after: t.saturating_duration_since(received),
-                                accepted: false,
-                            },
-                            request_id: id,
-                        });
-                        return self.record_keyed(&method, received, id, &timeout);
-                    }
+        let waited = if lead {
+            done.wait_for(Option::is_some).await.map(|o| o.clone())
+        } else {
+            match tokio::time::timeout_at(deadline.into(), done.wait_for(Option::is_some)).await {
+                Ok(got) => got.map(|o| o.clone()),
+                Err(_) => {
+                    let timeout = Err(Failed {
+                        error: Error::DeviceTimeout {
+                            after: deadline.saturating_duration_since(received),
+                            accepted: false,
+                        },
+                        request_id: id,
+                    });
+                    return self.record_keyed(&method, received, id, &timeout);
                 }
             }
         };
@@ -391,9 +389,7 @@ impl Gateway {
             Ok(_) => "OK",
             Err(f) => f.error.reason(),
         };
-        self.metrics
-            .series(method)
-            .record(reason, received.elapsed());
+        self.metrics.record(method, reason, received.elapsed());
         tracing::debug!(
             request_id = %uuid::Uuid::from_u128(id),
             method,

@@ -2,8 +2,8 @@
 //! `/metrics`.
 //!
 //! Written by hand rather than with a metrics crate: the hot path is one
-//! read-locked map lookup per call (for the method's series, done before the
-//! call) and a few relaxed atomic adds after it, with no allocation; label
+//! read-locked map lookup and a few relaxed atomic adds when a call ends,
+//! with no allocation; label
 //! cardinality is bounded by construction (methods beyond a limit fold into
 //! `other`, outcomes are the fixed reasons of the error table, device ids
 //! never appear).
@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -64,7 +63,7 @@ impl Series {
     }
 
     /// Counts one finished call.
-    pub fn record(&self, outcome: &str, took: Duration) {
+    fn record(&self, outcome: &str, took: Duration) {
         let i = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
         let cell = &self.per_outcome[i];
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
@@ -78,8 +77,8 @@ impl Series {
 /// The method series, created on first use up to a limit.
 #[derive(Debug)]
 pub struct CallMetrics {
-    methods: RwLock<HashMap<Box<str>, Arc<Series>>>,
-    other: Arc<Series>,
+    methods: RwLock<HashMap<Box<str>, Series>>,
+    other: Series,
     max_methods: usize,
 }
 
@@ -88,36 +87,37 @@ impl CallMetrics {
     pub fn new(max_methods: usize) -> Self {
         CallMetrics {
             methods: RwLock::new(HashMap::new()),
-            other: Arc::new(Series::new()),
+            other: Series::new(),
             max_methods,
         }
     }
 
-    /// The series a call of `method` is counted in. Only valid method
-    /// names get their own label, so garbage input cannot mint labels; a
-    /// name already labelled was valid when it was, so the common case is
-    /// one read-locked lookup and no validation.
-    pub fn series(&self, method: &str) -> Arc<Series> {
+    /// Counts one finished call of `method` with `outcome` (`OK` or an
+    /// error reason). Only valid method names get their own label, so
+    /// garbage input cannot mint labels; a name already labelled was valid
+    /// when it was, so the common case is one read-locked lookup and no
+    /// validation.
+    pub fn record(&self, method: &str, outcome: &str, took: Duration) {
         if let Some(s) = self.methods.read().get(method) {
-            return s.clone();
+            return s.record(outcome, took);
         }
         if wire::validate_id("method", method).is_err() {
-            return self.other.clone();
+            return self.other.record(outcome, took);
         }
         let mut methods = self.methods.write();
-        if methods.len() >= self.max_methods {
-            return methods.get(method).unwrap_or(&self.other).clone();
+        if methods.len() >= self.max_methods && !methods.contains_key(method) {
+            return self.other.record(outcome, took);
         }
         methods
             .entry(method.into())
-            .or_insert_with(|| Arc::new(Series::new()))
-            .clone()
+            .or_insert_with(Series::new)
+            .record(outcome, took);
     }
 
     /// Writes the invocation counter and histogram, methods in name order.
     fn render(&self, out: &mut String) {
         let methods = self.methods.read();
-        let mut rows: Vec<(&str, &Series)> = methods.iter().map(|(m, s)| (&**m, &**s)).collect();
+        let mut rows: Vec<(&str, &Series)> = methods.iter().map(|(m, s)| (&**m, s)).collect();
         rows.sort_unstable_by_key(|(m, _)| *m);
         rows.push((OTHER_METHOD, &self.other));
 
@@ -304,12 +304,11 @@ mod tests {
     #[test]
     fn methods_past_the_limit_and_invalid_names_fold_into_other() {
         let m = CallMetrics::new(2);
-        m.series("a").record("OK", Duration::from_millis(1));
-        m.series("b").record("OK", Duration::from_millis(1));
-        m.series("c").record("OK", Duration::from_millis(1));
-        m.series("bad/name")
-            .record("INVALID_ARGUMENT", Duration::ZERO);
-        m.series("a").record("OK", Duration::from_millis(1));
+        m.record("a", "OK", Duration::from_millis(1));
+        m.record("b", "OK", Duration::from_millis(1));
+        m.record("c", "OK", Duration::from_millis(1));
+        m.record("bad/name", "INVALID_ARGUMENT", Duration::ZERO);
+        m.record("a", "OK", Duration::from_millis(1));
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains("thingcall_invocations_total{method=\"a\",outcome=\"OK\"} 2"));
@@ -325,10 +324,9 @@ mod tests {
     #[test]
     fn histogram_buckets_are_cumulative_and_end_with_the_count() {
         let m = CallMetrics::new(8);
-        let s = m.series("echo");
-        s.record("OK", Duration::from_micros(400)); // <= 0.0005
-        s.record("OK", Duration::from_micros(700)); // <= 0.001
-        s.record("OK", Duration::from_secs(120)); // +Inf only
+        m.record("echo", "OK", Duration::from_micros(400)); // <= 0.0005
+        m.record("echo", "OK", Duration::from_micros(700)); // <= 0.001
+        m.record("echo", "OK", Duration::from_secs(120)); // +Inf only
         let mut out = String::new();
         m.render(&mut out);
         let l = "method=\"echo\",outcome=\"OK\"";
