@@ -2,7 +2,8 @@
 //! (from the request's `traceparent` user property), covering the method's
 //! execution, exported by whatever tracer provider the process installed
 //! globally (`thingcall-sim` installs one from the `OTEL_*` environment; a
-//! library user may install their own, or none: then spans cost nothing).
+//! library user may install their own, or none: then a traced request costs
+//! a no-op span and no attributes).
 
 use opentelemetry::global::{self, BoxedSpan};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer};
@@ -16,17 +17,21 @@ pub(crate) type Span = BoxedSpan;
 pub(crate) fn start(topic: &str, device: &str, method: &str, props: &[(String, String)]) -> Span {
     let parent = from_user_properties(props);
     let tracer = global::tracer("thingcall-device-sim");
-    tracer
+    let mut span = tracer
         .span_builder(format!("execute {method}"))
         .with_kind(SpanKind::Consumer)
-        .with_attributes([
+        .start_with_context(&tracer, &parent);
+    // Attributes only when the span goes somewhere: their strings are copies.
+    if span.is_recording() {
+        span.set_attributes([
             KeyValue::new("messaging.system", "mqtt"),
             KeyValue::new("messaging.operation.type", "process"),
             KeyValue::new("messaging.destination.name", topic.to_owned()),
             KeyValue::new("thingcall.device", device.to_owned()),
             KeyValue::new("thingcall.method", method.to_owned()),
-        ])
-        .start_with_context(&tracer, &parent)
+        ]);
+    }
+    span
 }
 
 /// Ends the span with the reply's status; 5xx marks it as an error.

@@ -73,6 +73,12 @@ async fn logs_carry_request_ids_and_no_secrets() {
         "the gRPC call's line names its request id: {}",
         finished[0]
     );
+    let http_id = reply.json()["requestId"].as_str().unwrap().to_owned();
+    assert!(
+        finished[1].contains(&http_id),
+        "the HTTP call's line names its request id: {}",
+        finished[1]
+    );
     for line in logs.lines() {
         serde_json::from_str::<serde_json::Value>(line).expect("each line is JSON");
         for secret in SECRETS {

@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use common::http::{get, post};
 use common::{reason, req, secs_f, soon, wait_presence, Harness};
@@ -88,7 +89,7 @@ async fn metrics_count_what_was_done(h: Harness) {
             {
                 return m;
             }
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;

@@ -67,7 +67,14 @@ async fn one_trace_from_caller_through_gateway_and_device() {
     let endpoint = format!("http://{otlp}");
 
     // Without an endpoint nothing is built; with OTEL_SDK_DISABLED neither.
-    std::env::remove_var("OTEL_EXPORTER_OTLP_ENDPOINT");
+    // Nothing from the developer's shell: the in-process device reads these too.
+    for var in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SERVICE_NAME",
+    ] {
+        std::env::remove_var(var);
+    }
     assert!(thingcall_proto::trace::provider_from_env("x")
         .unwrap()
         .is_none());
@@ -98,7 +105,7 @@ async fn one_trace_from_caller_through_gateway_and_device() {
             if let Ok(c) = DeviceGatewayClient::connect(base.clone()).await {
                 return c;
             }
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
@@ -141,7 +148,7 @@ async fn one_trace_from_caller_through_gateway_and_device() {
     let request_id = r.json()["requestId"].as_str().unwrap().to_owned();
 
     // 2. A device error over gRPC, 3. a timeout: each its own trace.
-    let call = |method: &str, payload: &[u8], timeout: f64| {
+    let call = |method: &str, payload: &[u8], timeout: f64, trace: &str| {
         let mut req = tonic::Request::new(InvokeRequest {
             target: "tr-1".into(),
             method: method.into(),
@@ -151,21 +158,16 @@ async fn one_trace_from_caller_through_gateway_and_device() {
         });
         req.metadata_mut().insert(
             "traceparent",
-            format!("00-{}-{PARENT_ID}-01", "1".repeat(32))
-                .parse()
-                .unwrap(),
+            format!("00-{trace}-{PARENT_ID}-01").parse().unwrap(),
         );
         req
     };
-    let failed = client.invoke(call("fail", b"", 5.0)).await.unwrap();
+    let failed = client
+        .invoke(call("fail", b"", 5.0, &"1".repeat(32)))
+        .await
+        .unwrap();
     assert_eq!(failed.into_inner().status, 500);
-    let mut slow = call("sleep", b"1500", 0.2);
-    slow.metadata_mut().insert(
-        "traceparent",
-        format!("00-{}-{PARENT_ID}-01", "2".repeat(32))
-            .parse()
-            .unwrap(),
-    );
+    let slow = call("sleep", b"1500", 0.2, &"2".repeat(32));
     assert!(client.invoke(slow).await.is_err());
 
     // Flush both processes.
@@ -186,7 +188,7 @@ async fn one_trace_from_caller_through_gateway_and_device() {
             if ours(TRACE_ID) >= 3 && ours(&"1".repeat(32)) >= 3 && ours(&"2".repeat(32)) >= 2 {
                 return spans;
             }
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
