@@ -218,6 +218,47 @@ async fn breakdown_splits_every_ok_call() {
     gw.stop().await;
 }
 
+/// `--breakdown` puts time where it was spent: a device that holds each
+/// reply 20 ms after running (outside its `exec-us`) shows that delay under
+/// broker+network, not under the device or the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakdown_puts_a_slow_link_under_network() {
+    const DELAY_US: u64 = 20_000;
+    let gw = gateway().await;
+    let (host, port) = gw.mqtt_addr.clone();
+    let mut opts = thingcall_device_sim::DeviceOptions::new("slow-link", host, port);
+    opts.latency = std::time::Duration::from_micros(DELAY_US);
+    let device = thingcall_device_sim::spawn_device(opts, thingcall_device_sim::standard_methods());
+    common::within("slow-link online", device.wait_online()).await;
+    for mode in ["grpc", "raw-mqtt", "conn-per-request"] {
+        let args = [
+            "--mode",
+            mode,
+            "--breakdown",
+            "--count",
+            "20",
+            "--concurrency",
+            "4",
+            "--targets",
+            "slow-link",
+        ];
+        let r = report(&bench(&gw, &args).await);
+        assert_eq!(r["outcomes"]["ok"], 20, "{mode}: {r}");
+        let p50 = |part: &str| r["breakdown_us"][part]["p50"].as_u64();
+        let network = p50("network").unwrap_or_else(|| panic!("{mode}: {r}"));
+        assert!(network >= DELAY_US, "{mode}: the delay is network: {r}");
+        assert!(p50("device").unwrap() < DELAY_US, "{mode}: not device: {r}");
+        if mode == "grpc" {
+            assert!(
+                p50("gateway").unwrap() < network,
+                "{mode}: not gateway: {r}"
+            );
+        }
+    }
+    device.shutdown().await;
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_counted_by_reason() {
     let gw = gateway().await;

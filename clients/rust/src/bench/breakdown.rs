@@ -12,7 +12,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
-use super::tally::{latency_histogram, micros};
+use super::tally::{latency_histogram, micros, quantiles_us};
 
 /// What a reply said about where its time went, read only with
 /// `--breakdown` so the hot path does no extra work without it.
@@ -129,7 +129,7 @@ impl Breakdown {
         ];
         parts
             .into_iter()
-            .filter_map(|(c, h)| Some((c, percentiles(h?))))
+            .filter_map(|(c, h)| Some((c, quantiles_us(h?))))
             .collect()
     }
 
@@ -170,13 +170,6 @@ impl Breakdown {
         );
         t
     }
-}
-
-fn percentiles(h: &Histogram<u64>) -> [u64; 4] {
-    if h.is_empty() {
-        return [0; 4];
-    }
-    [0.5, 0.9, 0.99, 0.999].map(|q| h.value_at_quantile(q))
 }
 
 #[cfg(test)]

@@ -27,7 +27,6 @@ pub use args::BenchArgs;
 use args::Mode;
 
 use crate::cmd::{write_stdout, Failure};
-use breakdown::Breakdown;
 use modes::{CallSpec, Caller, MqttSetup};
 use mqtt::Broker;
 use report::Report;
@@ -95,12 +94,9 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<u8, Failure> {
         timeout: args.timeout,
         breakdown: args.breakdown,
         // A prefix per run: keys of an earlier run may still be kept.
-        keys: args.idempotency_keys.then(|| {
-            let run = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            (format!("bench-{run:x}"), AtomicU64::new(0))
-        }),
+        keys: args
+            .idempotency_keys
+            .then(|| (modes::run_id(&uuid::Uuid::new_v4()), AtomicU64::new(0))),
     });
     let mqtt = MqttSetup {
         broker: Broker {
@@ -132,7 +128,7 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<u8, Failure> {
         args.concurrency,
         Limits { calls, duration },
         &bar,
-        args.breakdown.then(|| Breakdown::new(!args.mode.is_mqtt())),
+        args.breakdown.then_some(!args.mode.is_mqtt()),
     )
     .await;
     let usage = watch.finish();

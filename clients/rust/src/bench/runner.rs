@@ -43,15 +43,16 @@ struct Counters {
 
 /// Runs one phase with `concurrency` workers over `targets` devices
 /// (round-robin by call number), updating `progress` every 100 ms. With
-/// `breakdown` (an empty one, cloned per worker) the ok calls' figures are
-/// recorded too.
+/// `breakdown` (`Some(through_gateway)`) the ok calls' figures are recorded
+/// too, each worker in its own [`Breakdown`] made in the worker: a clone of
+/// an empty one would copy its histograms' whole memory.
 pub async fn run(
     caller: &Caller,
     targets: usize,
     concurrency: u16,
     limits: Limits,
     progress: &ProgressBar,
-    breakdown: Option<Breakdown>,
+    breakdown: Option<bool>,
 ) -> Phase {
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
@@ -76,8 +77,8 @@ pub async fn run(
         .map(|index| {
             let mut worker = caller.worker(index);
             let counters = counters.clone();
-            let mut breakdown = breakdown.clone();
             tokio::spawn(async move {
+                let mut breakdown = breakdown.map(Breakdown::new);
                 let mut tally = Tally::default();
                 loop {
                     if counters.stop.load(Ordering::Relaxed) {
@@ -104,13 +105,15 @@ pub async fn run(
         })
         .collect();
     let mut tally = Tally::default();
-    let mut all = breakdown;
+    let mut all: Option<Breakdown> = None;
     for worker in workers {
         match worker.await {
             Ok((t, b)) => {
                 tally.merge(t);
-                if let (Some(all), Some(b)) = (&mut all, b) {
-                    all.merge(b);
+                match (&mut all, b) {
+                    (Some(all), Some(b)) => all.merge(b),
+                    (None, b) => all = b,
+                    (Some(_), None) => {}
                 }
             }
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

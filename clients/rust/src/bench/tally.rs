@@ -129,23 +129,22 @@ impl Tally {
 
     /// p50, p90, p99, p99.9 and max in µs (zeros without calls).
     pub fn percentiles_us(&self) -> [u64; 5] {
-        let h = &self.latency_us;
-        if h.is_empty() {
-            return [0; 5];
-        }
-        [
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.9),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            h.max(),
-        ]
+        let [p50, p90, p99, p999] = quantiles_us(&self.latency_us);
+        [p50, p90, p99, p999, self.latency_us.max()]
     }
 
     /// Mean latency in µs.
     pub fn mean_us(&self) -> f64 {
         self.latency_us.mean()
     }
+}
+
+/// p50, p90, p99 and p99.9 of `h` (zeros when it is empty).
+pub fn quantiles_us(h: &Histogram<u64>) -> [u64; 4] {
+    if h.is_empty() {
+        return [0; 4];
+    }
+    [0.5, 0.9, 0.99, 0.999].map(|q| h.value_at_quantile(q))
 }
 
 #[cfg(test)]

@@ -53,10 +53,9 @@ impl ConnPerRequest {
     /// Checks with one connection that the broker is reachable.
     pub async fn connect(spec: Arc<CallSpec>, mqtt: MqttSetup) -> Result<ConnPerRequest, Setup> {
         let uuid = uuid::Uuid::new_v4();
-        let id = uuid.simple().to_string();
         let topics = Topics::new(mqtt.topic_root.clone());
         let shared = Arc::new(Shared {
-            id_prefix: format!("bench-{}-", &id[..12]),
+            id_prefix: format!("{}-", super::run_id(&uuid)),
             nonce: uuid.as_u64_pair().1,
             next: AtomicU64::new(0),
             requests: Requests::new(&topics, &spec, mqtt.qos),

@@ -192,6 +192,12 @@ pub async fn probe_gateway(server: &str) -> Result<(), Setup> {
         .map_err(Setup::from_call)
 }
 
+/// A name for one bench run, `bench-` and 12 hex digits of `id`: client
+/// ids, reply topics and idempotency keys of different runs never meet.
+pub fn run_id(id: &uuid::Uuid) -> String {
+    format!("bench-{}", &id.simple().to_string()[..12])
+}
+
 #[cfg(test)]
 mod tests {
     use super::invoke::invoke_done;

@@ -69,7 +69,7 @@ impl RawMqtt {
         concurrency: u16,
     ) -> Result<RawMqtt, Setup> {
         let id = uuid::Uuid::new_v4();
-        let bench_id = format!("bench-{}", &id.simple().to_string()[..12]);
+        let bench_id = super::run_id(&id);
         let topics = Topics::new(mqtt.topic_root.clone());
         let capacity = usize::from(concurrency) * 2 + 16;
         let opts = mqtt.broker.options(bench_id.clone(), capacity, concurrency);
