@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::error::Error;
 
@@ -72,6 +72,8 @@ enum Ended {
 #[derive(Default)]
 struct Inner {
     connected: bool,
+    /// Draining: no new calls; [`CallTable::wait_empty`] waits for the rest.
+    closed: bool,
     calls: HashMap<CallId, Pending>,
     ended: HashMap<CallId, Ended>,
     ended_order: VecDeque<CallId>,
@@ -86,6 +88,12 @@ impl Inner {
         }
         self.ended.insert(id, how);
         self.ended_order.push_back(id);
+    }
+
+    /// Whether the last call of a closed table just ended: then the
+    /// waiters of [`CallTable::wait_empty`] must be woken.
+    fn drained(&self) -> bool {
+        self.closed && self.calls.is_empty()
     }
 
     /// Why a reply for `id` found no call.
@@ -104,6 +112,8 @@ impl Inner {
 pub struct CallTable {
     inner: Mutex<Inner>,
     limit: usize,
+    /// Woken when a closed table becomes empty.
+    emptied: Notify,
 }
 
 impl CallTable {
@@ -112,14 +122,26 @@ impl CallTable {
         Self {
             inner: Mutex::new(Inner::default()),
             limit,
+            emptied: Notify::new(),
         }
     }
 
-    /// Registers a call. Fails with `BrokerUnavailable` while disconnected
-    /// (checked under the same lock that `set_connected(false)` drains, so
-    /// no call slips in between) and `Overloaded` at the limit.
+    /// Wakes [`CallTable::wait_empty`] when `drained` (see [`Inner::drained`]).
+    fn wake_if(&self, drained: bool) {
+        if drained {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Registers a call. Fails with `ShuttingDown` once closed,
+    /// `BrokerUnavailable` while disconnected (both checked under the same
+    /// lock that drains the table, so no call slips in between) and
+    /// `Overloaded` at the limit.
     pub fn insert(&self, id: CallId, device: &str) -> Result<oneshot::Receiver<Completion>, Error> {
         let mut inner = self.inner.lock();
+        if inner.closed {
+            return Err(Error::ShuttingDown);
+        }
         if !inner.connected {
             return Err(Error::BrokerUnavailable);
         }
@@ -140,17 +162,19 @@ impl CallTable {
 
     /// Completes call `id` with `reply` if it targets `device`.
     pub fn complete(&self, id: CallId, device: &str, reply: Reply) -> Delivery {
-        let pending = {
+        let (pending, drained) = {
             let mut inner = self.inner.lock();
             match inner.calls.get(&id) {
                 None => return inner.missing(id),
                 Some(p) if &*p.device != device => return Delivery::Foreign,
                 Some(_) => {
                     inner.remember(id, Ended::Answered);
-                    inner.calls.remove(&id).expect("present")
+                    let pending = inner.calls.remove(&id).expect("present");
+                    (pending, inner.drained())
                 }
             }
         };
+        self.wake_if(drained);
         let reply = Reply {
             accepted_at: pending.accepted_at,
             ..reply
@@ -177,15 +201,19 @@ impl CallTable {
     /// Returns whether it was still pending and, if so, whether the device
     /// had accepted it; `None` means another path completed it first.
     pub fn remove(&self, id: CallId) -> Option<bool> {
-        let mut inner = self.inner.lock();
-        let removed = inner.calls.remove(&id)?;
-        inner.remember(id, Ended::Expired);
+        let (removed, drained) = {
+            let mut inner = self.inner.lock();
+            let removed = inner.calls.remove(&id)?;
+            inner.remember(id, Ended::Expired);
+            (removed, inner.drained())
+        };
+        self.wake_if(drained);
         Some(removed.accepted_at.is_some())
     }
 
     /// Fails every call in flight to `device` with `err`; returns how many.
     pub fn fail_device(&self, device: &str, err: &Error) -> usize {
-        let failed: Vec<Pending> = {
+        let (failed, drained): (Vec<Pending>, bool) = {
             let mut inner = self.inner.lock();
             let ids: Vec<CallId> = inner
                 .calls
@@ -196,8 +224,10 @@ impl CallTable {
             for id in &ids {
                 inner.remember(*id, Ended::Expired);
             }
-            ids.iter().filter_map(|id| inner.calls.remove(id)).collect()
+            let failed = ids.iter().filter_map(|id| inner.calls.remove(id)).collect();
+            (failed, inner.drained())
         };
+        self.wake_if(drained);
         let n = failed.len();
         for p in failed {
             let _ = p.tx.send(Err(err.clone()));
@@ -208,17 +238,56 @@ impl CallTable {
     /// Marks the MQTT connection up or down. Going down fails every call in
     /// flight with `BrokerUnavailable`: their requests or replies may be lost.
     pub fn set_connected(&self, connected: bool) {
-        let failed: Vec<Pending> = {
-            let mut inner = self.inner.lock();
-            inner.connected = connected;
-            if connected {
+        let mut inner = self.inner.lock();
+        inner.connected = connected;
+        if !connected {
+            self.fail_all_locked(inner, &Error::BrokerUnavailable);
+        }
+    }
+
+    /// Refuses new calls from now on (`ShuttingDown`); calls in flight go on.
+    pub fn close(&self) {
+        let mut inner = self.inner.lock();
+        inner.closed = true;
+        let drained = inner.drained();
+        drop(inner);
+        self.wake_if(drained);
+    }
+
+    /// Waits until no call is in flight; meant for a closed table, which
+    /// admits no new ones (an open one may fill again at once).
+    pub async fn wait_empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            // Registered before the check, so an emptying in between is seen.
+            emptied.as_mut().enable();
+            if self.is_empty() {
                 return;
             }
-            inner.calls.drain().map(|(_, p)| p).collect()
-        };
-        for p in failed {
-            let _ = p.tx.send(Err(Error::BrokerUnavailable));
+            emptied.await;
         }
+    }
+
+    /// Fails every call in flight with `err`; returns how many.
+    pub fn fail_all(&self, err: &Error) -> usize {
+        self.fail_all_locked(self.inner.lock(), err)
+    }
+
+    fn fail_all_locked(&self, mut inner: parking_lot::MutexGuard<'_, Inner>, err: &Error) -> usize {
+        let ids: Vec<CallId> = inner.calls.keys().copied().collect();
+        for id in &ids {
+            inner.remember(*id, Ended::Expired);
+        }
+        let failed: Vec<Pending> = inner.calls.drain().map(|(_, p)| p).collect();
+        let drained = inner.drained();
+        drop(inner);
+        self.wake_if(drained);
+        let n = failed.len();
+        for p in failed {
+            let _ = p.tx.send(Err(err.clone()));
+        }
+        n
     }
 
     /// Whether the MQTT session is up.
@@ -330,6 +399,26 @@ mod tests {
         assert!(t.is_empty());
         t.set_connected(true);
         assert!(t.insert(2, "d1").is_ok());
+    }
+
+    #[tokio::test]
+    async fn closed_table_refuses_new_calls_and_reports_when_empty() {
+        let t = table();
+        let _a = t.insert(1, "d1").unwrap();
+        let mut b = t.insert(2, "d1").unwrap();
+        t.close();
+        assert_eq!(t.insert(3, "d1").unwrap_err(), Error::ShuttingDown);
+        let waiter = t.wait_empty();
+        tokio::pin!(waiter);
+        assert!(
+            futures::poll!(waiter.as_mut()).is_pending(),
+            "two calls left"
+        );
+        assert_eq!(t.complete(1, "d1", reply("a")), Delivery::Delivered);
+        assert!(futures::poll!(waiter.as_mut()).is_pending(), "one left");
+        assert_eq!(t.fail_all(&Error::ShuttingDown), 1);
+        assert_eq!(b.try_recv().unwrap(), Err(Error::ShuttingDown));
+        assert!(futures::poll!(waiter.as_mut()).is_ready(), "empty now");
     }
 
     #[test]

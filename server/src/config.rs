@@ -81,6 +81,11 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_MAX_IN_FLIGHT", default_value_t = 100_000)]
     pub max_in_flight: usize,
 
+    /// On SIGTERM or SIGINT, how long calls in flight may take to finish
+    /// before they fail with SHUTTING_DOWN (new calls get it at once).
+    #[arg(long, env = "THINGCALL_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
     /// Events buffered per watcher before it is told it lagged.
     #[arg(long, env = "THINGCALL_WATCH_BUFFER", default_value_t = 1024)]
     pub watch_buffer: usize,

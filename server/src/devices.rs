@@ -64,6 +64,9 @@ impl Gateway {
         include_events: bool,
     ) -> Result<ReceiverStream<SharedEvent>, Error> {
         validate::pattern(pattern)?;
+        if self.is_draining() {
+            return Err(Error::ShuttingDown);
+        }
         let rx = self.hub.subscribe();
         let initial = self
             .registry

@@ -104,6 +104,8 @@ pub struct Gateway {
     pub(crate) registry: RwLock<Registry>,
     pub(crate) hub: Hub,
     draining: AtomicBool,
+    /// Turns true with `draining`, for the rare waits that must wake then.
+    drain_signal: watch::Sender<bool>,
     pub(crate) connected: watch::Sender<bool>,
     /// Counters of dropped replies.
     pub drops: DropCounters,
@@ -145,6 +147,7 @@ impl Gateway {
             registry: RwLock::new(Registry::default()),
             hub: Hub::new(cfg.watch_buffer),
             draining: AtomicBool::new(false),
+            drain_signal: watch::channel(false).0,
             connected: watch::channel(false).0,
             drops: DropCounters::default(),
             connection_failures: AtomicU64::new(0),
@@ -224,10 +227,38 @@ impl Gateway {
         metrics::render(&self.metrics, &snapshot)
     }
 
-    /// Refuse new calls from now on (`SHUTTING_DOWN`); calls in flight go on.
-    /// Watch streams end.
+    /// Refuses new calls and watches from now on (`SHUTTING_DOWN`): nothing
+    /// more is published. Calls in flight go on; calls still waiting for an
+    /// offline device to come online fail with `SHUTTING_DOWN` at once.
     pub fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        self.calls.close();
+        self.drain_signal.send_replace(true);
+    }
+
+    /// Whether [`Gateway::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Follows the drain: turns true when [`Gateway::drain`] is called.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.drain_signal.subscribe()
+    }
+
+    /// Waits until every call in flight has ended (after [`Gateway::drain`]).
+    pub async fn wait_drained(&self) {
+        self.calls.wait_empty().await;
+    }
+
+    /// Fails every call still in flight with `SHUTTING_DOWN`; returns how
+    /// many. For the end of the drain window.
+    pub fn abort_calls(&self) -> usize {
+        self.calls.fail_all(&Error::ShuttingDown)
+    }
+
+    /// Ends every watch stream, each with a final `closing` event.
+    pub fn close_watchers(&self) {
         self.hub.close();
     }
 
@@ -430,15 +461,17 @@ impl Gateway {
                 _ => return Err(Error::DeviceOffline(device.into())),
             };
             // Subscribe, then look again: no presence change is missed.
-            let Some(rx) = events.as_mut() else {
-                events = Some(self.hub.subscribe());
+            let Some((rx, draining)) = events.as_mut() else {
+                events = Some((self.hub.subscribe(), self.drain_signal.subscribe()));
                 continue;
             };
-            if tokio::time::timeout_at(until.into(), rx.recv())
-                .await
-                .is_err()
-            {
-                return Err(Error::DeviceOffline(device.into()));
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => {
+                    return Err(Error::DeviceOffline(device.into()));
+                }
+                // Draining publishes nothing new, so this call cannot go out.
+                _ = draining.wait_for(|d| *d) => return Err(Error::ShuttingDown),
+                _ = rx.recv() => {}
             }
         }
     }

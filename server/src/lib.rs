@@ -31,4 +31,4 @@ pub use error::Error;
 pub use gateway::Gateway;
 #[cfg(feature = "embedded-broker")]
 pub use server::start_local_demo;
-pub use server::{run, start, Running};
+pub use server::{run, start, Running, StopReport};

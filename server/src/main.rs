@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
-//! `thingcall-server`: parse configuration, run until Ctrl-C or SIGTERM.
+//! `thingcall-server`: parse configuration, run until Ctrl-C or SIGTERM,
+//! then drain and exit 0; a second signal exits at once.
 
 use clap::Parser;
 use thingcall_server::config::{Config, EX_USAGE};
@@ -27,7 +28,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(e) = runtime.block_on(thingcall_server::run(config, shutdown_signal())) {
+    let served = runtime.block_on(async {
+        let (first, shutdown) = tokio::sync::oneshot::channel();
+        tokio::spawn(signals(first));
+        thingcall_server::run(config, async {
+            let _ = shutdown.await;
+        })
+        .await
+    });
+    if let Err(e) = served {
         eprintln!("thingcall-server: {e:#}");
         std::process::exit(1);
     }
@@ -39,17 +48,33 @@ fn bad_config(msg: &str) -> ! {
     std::process::exit(EX_USAGE);
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Exit code of a second signal during the drain (128 + SIGINT, as shells
+/// report an interrupted program).
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// The first Ctrl-C or SIGTERM starts the ordered shutdown; a second one
+/// exits at once, for an operator who will not wait for the drain.
+async fn signals(first: tokio::sync::oneshot::Sender<()>) {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    let mut first = Some(first);
+    loop {
+        #[cfg(unix)]
         tokio::select! {
-            _ = ctrl_c => {}
+            _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        match first.take() {
+            Some(tx) => {
+                let _ = tx.send(());
+            }
+            None => {
+                eprintln!("thingcall-server: second signal, exiting without draining");
+                std::process::exit(EXIT_INTERRUPTED);
+            }
+        }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

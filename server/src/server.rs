@@ -15,6 +15,8 @@ use thingcall_proto::v1::device_gateway_server::DeviceGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
 use tower::Layer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -26,8 +28,9 @@ use crate::mqtt::{new_session, spawn_session, SessionSettings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
-/// How long shutdown waits for calls in flight.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// How long the HTTP server may take to close its connections once every
+/// call has ended and every watch stream was closed.
+const HTTP_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// A started gateway. Stop it with [`Running::stop`].
 pub struct Running {
@@ -37,9 +40,14 @@ pub struct Running {
     pub mqtt_addr: (String, u16),
     /// The core, for in-process callers and tests.
     pub gateway: Arc<Gateway>,
-    stop: watch::Sender<bool>,
+    health: HealthReporter,
+    drain_timeout: Duration,
+    /// Ends the HTTP server: GOAWAY, then close once requests finished.
+    http_stop: watch::Sender<bool>,
+    /// Ends the MQTT session with a DISCONNECT.
+    mqtt_stop: watch::Sender<bool>,
     grpc: JoinHandle<std::io::Result<()>>,
-    session: JoinHandle<()>,
+    session: JoinHandle<bool>,
     demo: Vec<thingcall_device_sim::DeviceHandle>,
     #[cfg(feature = "embedded-broker")]
     broker: Option<crate::broker::EmbeddedBroker>,
@@ -134,24 +142,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         subscriptions: gateway.subscriptions(),
         ..settings
     };
-    let (stop, stop_rx) = watch::channel(false);
+    let (mqtt_stop, mqtt_stop_rx) = watch::channel(false);
     let session = spawn_session(
         settings,
         client,
         eventloop,
         as_incoming(&gateway),
-        stop_rx.clone(),
+        mqtt_stop_rx,
     );
 
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let grpc_addr = listener.local_addr()?;
+    let (health, _) = tonic_health::server::health_reporter();
+    health.set_serving::<DeviceGatewayServer<GrpcApi>>().await;
+    let (http_stop, http_stop_rx) = watch::channel(false);
     let grpc = tokio::spawn(serve_http(
         listener,
         gateway.clone(),
+        crate::api::health::service(&health, http_stop_rx.clone()),
         config.cors_origins.clone(),
-        stop_rx.clone(),
+        http_stop_rx,
     ));
 
     let demo = demo_devices(&config, &mqtt_addr);
@@ -160,7 +172,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         grpc_addr,
         mqtt_addr,
         gateway,
-        stop,
+        health,
+        drain_timeout: config.drain_timeout,
+        http_stop,
+        mqtt_stop,
         grpc,
         session,
         demo,
@@ -197,11 +212,10 @@ fn demo_devices(config: &Config, mqtt: &(String, u16)) -> Vec<thingcall_device_s
 async fn serve_http(
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    health_service: HealthServer<crate::api::health::EndingHealth>,
     cors_origins: Vec<String>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<DeviceGatewayServer<GrpcApi>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(thingcall_proto::FILE_DESCRIPTOR_SET)
@@ -275,23 +289,55 @@ impl Running {
         }
     }
 
-    /// Stops in order: refuse new calls and end watch streams, stop gRPC
-    /// (calls in flight get up to [`DRAIN_GRACE`] to finish), demo devices,
-    /// the MQTT session, then the embedded broker.
-    pub async fn stop(mut self) {
+    /// Stops in order, so that calls in flight keep their answers:
+    /// 1. health reports NOT_SERVING (load balancers stop sending);
+    /// 2. new calls and watches get `SHUTTING_DOWN`;
+    /// 3. calls in flight finish, up to `--drain-timeout`; the rest then
+    ///    fail with `SHUTTING_DOWN`;
+    /// 4. watch streams get a final `closing` event and end; the HTTP server
+    ///    sends GOAWAY and closes its connections;
+    /// 5. demo devices stop, the MQTT session disconnects cleanly, and the
+    ///    embedded broker stops; batched spans are exported.
+    pub async fn stop(mut self) -> StopReport {
+        self.health
+            .set_not_serving::<DeviceGatewayServer<GrpcApi>>()
+            .await;
+        self.health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
         self.gateway.drain();
-        let _ = self.stop.send(true);
-        if tokio::time::timeout(DRAIN_GRACE, &mut self.grpc)
+        let in_flight = self.gateway.in_flight();
+        if in_flight > 0 {
+            tracing::info!(in_flight, drain_timeout = ?self.drain_timeout, "draining calls in flight");
+        }
+        let drained = tokio::time::timeout(self.drain_timeout, self.gateway.wait_drained())
+            .await
+            .is_ok();
+        let aborted = if drained {
+            0
+        } else {
+            let n = self.gateway.abort_calls();
+            tracing::warn!(
+                aborted = n,
+                "calls still in flight after {:?} failed with SHUTTING_DOWN",
+                self.drain_timeout
+            );
+            n
+        };
+        self.gateway.close_watchers();
+        let _ = self.http_stop.send(true);
+        if tokio::time::timeout(HTTP_CLOSE_GRACE, &mut self.grpc)
             .await
             .is_err()
         {
-            tracing::warn!("calls still in flight after {DRAIN_GRACE:?}; stopping anyway");
+            tracing::warn!("HTTP connections still open after {HTTP_CLOSE_GRACE:?}; closing them");
             self.grpc.abort();
         }
         for d in self.demo {
             d.shutdown().await;
         }
-        let _ = self.session.await;
+        let _ = self.mqtt_stop.send(true);
+        let mqtt_disconnected = self.session.await.unwrap_or(false);
         #[cfg(feature = "embedded-broker")]
         if let Some(b) = self.broker {
             b.stop().await;
@@ -300,7 +346,24 @@ impl Running {
             // Exports the spans still batched; blocking, so off the workers.
             let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         }
+        StopReport {
+            in_flight,
+            aborted,
+            mqtt_disconnected,
+        }
     }
+}
+
+/// What [`Running::stop`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopReport {
+    /// Calls in flight when draining began.
+    pub in_flight: usize,
+    /// Of those, how many were still running at the end of the drain window
+    /// and failed with `SHUTTING_DOWN`.
+    pub aborted: usize,
+    /// Whether the MQTT session ended with a DISCONNECT to the broker.
+    pub mqtt_disconnected: bool,
 }
 
 /// A gateway with its embedded broker on free loopback ports and `devices`
@@ -337,6 +400,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
     shutdown.await;
     tracing::info!("shutting down");
-    running.stop().await;
+    let report = running.stop().await;
+    tracing::info!(
+        drained = report.in_flight - report.aborted,
+        aborted = report.aborted,
+        mqtt_disconnected = report.mqtt_disconnected,
+        "stopped"
+    );
     Ok(())
 }

@@ -7,11 +7,14 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use thingcall_proto::v1::{device_event::Kind, DeviceEvent, Lagged, Synced};
+use thingcall_proto::v1::{device_event::Kind, Closing, DeviceEvent, Lagged, Synced};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+
+/// How long a watcher's final `closing` event may wait for room in its buffer.
+const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
 /// Events are shared between watchers, never copied per watcher.
 pub type SharedEvent = Arc<DeviceEvent>;
@@ -59,8 +62,9 @@ impl Hub {
         &self.stats
     }
 
-    /// Ends every watch stream (the gateway is shutting down; open streams
-    /// would otherwise hold graceful shutdown forever).
+    /// Ends every watch stream, each with a final `closing` event (the
+    /// gateway is shutting down; open streams would otherwise hold its
+    /// HTTP server open forever).
     pub fn close(&self) {
         self.closed.send_replace(true);
     }
@@ -155,7 +159,7 @@ async fn forward(
         let ev = tokio::select! {
             r = rx.recv() => r,
             _ = tx.closed() => return,
-            _ = closed.wait_for(|c| *c) => return,
+            _ = closed.wait_for(|c| *c) => break,
         };
         let ev = match ev {
             Ok(ev) => ev,
@@ -166,7 +170,7 @@ async fn forward(
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let wanted = match &ev.kind {
-            Some(Kind::Lagged(_)) => true,
+            Some(Kind::Lagged(_) | Kind::Closing(_)) => true,
             Some(Kind::Event(_)) => {
                 include_events && thingcall_proto::wire::glob_match(&pattern, &ev.device)
             }
@@ -176,6 +180,14 @@ async fn forward(
             return;
         }
     }
+    let last = event(
+        "",
+        Kind::Closing(Closing {
+            reason: "SHUTTING_DOWN".into(),
+        }),
+    );
+    // Bounded: a reader that stopped reading must not hold shutdown.
+    let _ = tokio::time::timeout(CLOSING_GRACE, tx.send(Arc::new(last))).await;
 }
 
 #[cfg(test)]
@@ -215,6 +227,22 @@ mod tests {
             Some(Kind::Synced(Synced { devices: 1 }))
         ));
         assert_eq!(got[2].0, "pump-2", "valve-1 filtered out");
+    }
+
+    #[tokio::test]
+    async fn close_sends_a_final_closing_event_then_ends() {
+        let hub = Hub::new(16);
+        let rx = hub.subscribe();
+        let mut s = hub.watch(rx, vec![], String::new(), false);
+        let synced = s.next().await.expect("synced");
+        assert!(matches!(synced.kind, Some(Kind::Synced(_))));
+        hub.close();
+        let last = s.next().await.expect("closing");
+        assert!(
+            matches!(&last.kind, Some(Kind::Closing(c)) if c.reason == "SHUTTING_DOWN"),
+            "{last:?}"
+        );
+        assert!(s.next().await.is_none(), "the stream ends");
     }
 
     #[tokio::test]

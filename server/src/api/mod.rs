@@ -1,6 +1,7 @@
 //! Protocol adapters: thin translations between a wire API and the core.
 
 pub mod grpc;
+pub mod health;
 pub mod http;
 pub mod seed;
 pub mod status;

@@ -95,14 +95,15 @@ pub fn new_session(settings: &SessionSettings) -> (AsyncClient, EventLoop) {
     AsyncClient::new(opts, settings.request_queue)
 }
 
-/// Starts the session task; it ends when `stop` turns true.
+/// Starts the session task; it ends when `stop` turns true, and its result
+/// says whether it said goodbye to the broker with a DISCONNECT.
 pub fn spawn_session(
     settings: SessionSettings,
     client: AsyncClient,
     eventloop: EventLoop,
     core: Arc<dyn Incoming>,
     stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) -> JoinHandle<bool> {
     tokio::spawn(run(settings, client, eventloop, core, stop))
 }
 
@@ -112,7 +113,7 @@ async fn run(
     mut eventloop: EventLoop,
     core: Arc<dyn Incoming>,
     mut stop: watch::Receiver<bool>,
-) {
+) -> bool {
     let mut backoff = settings.min_backoff;
     let mut up = false;
     loop {
@@ -174,15 +175,22 @@ async fn run(
             }
         }
     }
-    // Best effort clean goodbye, without awaiting our own channel.
-    let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        while let Ok(ev) = eventloop.poll().await {
-            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                break;
+    // A clean goodbye when connected, without awaiting our own channel.
+    let clean = up
+        && client.try_disconnect().is_ok()
+        && tokio::time::timeout(GOODBYE_TIMEOUT, async {
+            while let Ok(ev) = eventloop.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    return true;
+                }
             }
-        }
-    })
-    .await;
+            false
+        })
+        .await
+        .unwrap_or(false);
     core.on_lost("gateway stopped");
+    clean
 }
+
+/// How long the DISCONNECT at the end may take to go out.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);

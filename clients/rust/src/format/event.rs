@@ -43,6 +43,7 @@ pub fn line(ev: &DeviceEvent) -> String {
             s
         }
         Some(Kind::Lagged(l)) => format!("lagged: {} events dropped", l.dropped),
+        Some(Kind::Closing(c)) => format!("closing: {}", c.reason),
         Some(Kind::Event(m)) => format!(
             "{} event {} {}",
             head(),
@@ -95,6 +96,10 @@ pub fn json(ev: &DeviceEvent) -> Value {
         Some(Kind::Lagged(l)) => {
             obj.insert("dropped".into(), json!(l.dropped));
             "lagged"
+        }
+        Some(Kind::Closing(c)) => {
+            obj.insert("reason".into(), json!(c.reason));
+            "closing"
         }
         Some(Kind::Event(m)) => {
             obj.insert("name".into(), json!(m.name));

@@ -12,7 +12,9 @@ use crate::calls::CallId;
 use crate::error::Error;
 use crate::gateway::Failed;
 
-/// Seconds a client should wait after `OVERLOADED` before trying again.
+/// Seconds a client should wait after `OVERLOADED` or `SHUTTING_DOWN`
+/// before trying again (a draining gateway's load balancer will have moved
+/// it to another replica by then).
 const RETRY_AFTER_SECS: &str = "1";
 
 /// HTTP status of each reason.
@@ -59,7 +61,7 @@ impl IntoResponse for ApiError {
         }
         let body = json!({ "error": error });
         let mut resp = (code, Json(body)).into_response();
-        if code == StatusCode::TOO_MANY_REQUESTS {
+        if matches!(self.0, Error::Overloaded(_) | Error::ShuttingDown) {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
@@ -97,6 +99,9 @@ mod tests {
         assert_eq!(status(&Error::ShuttingDown), 503);
         let r = ApiError(Error::Overloaded(5), None).into_response();
         assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let r = ApiError(Error::ShuttingDown, None).into_response();
+        assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
     }
 }

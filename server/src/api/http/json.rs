@@ -184,6 +184,7 @@ pub fn event(ev: &v1::DeviceEvent) -> (&'static str, Value) {
             }),
         ),
         Some(Kind::Lagged(l)) => ("lagged", json!({"dropped": l.dropped.to_string()})),
+        Some(Kind::Closing(c)) => ("closing", json!({"reason": c.reason})),
         Some(Kind::Event(m)) => {
             let mut obj = Map::new();
             obj.insert("name".into(), m.name.clone().into());
