@@ -1,8 +1,10 @@
 #![forbid(unsafe_code)]
 //! What every thingcall component agrees on: the gRPC API (`thingcall.v1`)
-//! and the MQTT 5 wire contract between gateway and devices ([`wire`]).
+//! the MQTT 5 wire contract between gateway and devices ([`wire`]), and the
+//! error table every surface shares ([`reason::Reason`]).
 
 pub mod codec;
+pub mod reason;
 #[cfg(feature = "otel")]
 pub mod trace;
 pub mod wire;
@@ -16,3 +18,5 @@ pub mod v1 {
 /// Encoded `FileDescriptorSet` of the API, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/thingcall_descriptor.bin"));
+
+pub use reason::Reason;

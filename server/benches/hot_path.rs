@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use thingcall_proto::wire::Topics;
-use thingcall_server::calls::{CallTable, Reply};
+use thingcall_server::calls::{CallId, CallTable, Reply};
 use thingcall_server::metrics::CallMetrics;
 
 fn table(c: &mut Criterion) {
@@ -19,7 +19,7 @@ fn table(c: &mut Criterion) {
     t.set_connected(true);
     // A table with calls in flight, as under load.
     let _held: Vec<_> = (0..1_000u128)
-        .map(|i| t.insert(u128::MAX - i, "other").unwrap())
+        .map(|i| t.insert(CallId::from(u128::MAX - i), "other").unwrap())
         .collect();
     let reply = Reply {
         status: 200,
@@ -32,8 +32,9 @@ fn table(c: &mut Criterion) {
     c.bench_function("call table: insert + complete", |b| {
         b.iter(|| {
             id += 1;
-            let mut rx = t.insert(black_box(id), "dev-1").unwrap();
-            t.complete(id, "dev-1", reply.clone());
+            let call = CallId::from(id);
+            let mut rx = t.insert(black_box(call), "dev-1").unwrap();
+            t.complete(call, "dev-1", reply.clone());
             black_box(rx.try_recv().is_ok())
         })
     });
@@ -53,7 +54,7 @@ fn topics(c: &mut Criterion) {
 fn metrics(c: &mut Criterion) {
     let m = CallMetrics::new(64);
     c.bench_function("metrics: find series + record", |b| {
-        b.iter(|| m.record(black_box("echo"), "OK", Duration::from_micros(350)))
+        b.iter(|| m.record(black_box("echo"), None, Duration::from_micros(350)))
     });
 }
 

@@ -8,31 +8,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::Error;
-
-/// Correlation id: the UUID of the call as a number (its bytes are the
-/// MQTT CorrelationData, big-endian).
-pub type CallId = u128;
-
-/// The device's final reply to one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// HTTP-like status from the `status` user property, 200 when absent.
-    pub status: i32,
-    /// Reply payload, shared with the MQTT buffer (no copy).
-    pub payload: Bytes,
-    /// MQTT ContentType of the reply.
-    pub content_type: Option<String>,
-    /// Device-reported execution time in µs (`exec-us`).
-    pub exec_us: Option<u64>,
-    /// When the device's interim `accepted` reply came, if it sent one
-    /// (filled in by the table when the call completes).
-    pub accepted_at: Option<SystemTime>,
-}
+pub use crate::outcome::{CallId, Reply};
 
 /// What ends a call.
 pub type Completion = Result<Reply, Error>;
@@ -309,6 +289,7 @@ impl CallTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn reply(body: &'static str) -> Reply {
         Reply {
@@ -320,6 +301,10 @@ mod tests {
         }
     }
 
+    fn id(n: u128) -> CallId {
+        CallId::from(n)
+    }
+
     fn table() -> CallTable {
         let t = CallTable::new(3);
         t.set_connected(true);
@@ -329,59 +314,59 @@ mod tests {
     #[test]
     fn reply_reaches_its_caller_once() {
         let t = table();
-        let mut rx = t.insert(1, "d1").unwrap();
-        assert_eq!(t.complete(1, "d1", reply("a")), Delivery::Delivered);
+        let mut rx = t.insert(id(1), "d1").unwrap();
+        assert_eq!(t.complete(id(1), "d1", reply("a")), Delivery::Delivered);
         assert_eq!(rx.try_recv().unwrap(), Ok(reply("a")));
-        assert_eq!(t.complete(1, "d1", reply("b")), Delivery::Duplicate);
-        assert_eq!(t.complete(99, "d1", reply("c")), Delivery::Unknown);
+        assert_eq!(t.complete(id(1), "d1", reply("b")), Delivery::Duplicate);
+        assert_eq!(t.complete(id(99), "d1", reply("c")), Delivery::Unknown);
         assert!(t.is_empty());
     }
 
     #[test]
     fn foreign_reply_is_dropped_and_call_keeps_waiting() {
         let t = table();
-        let mut rx = t.insert(7, "d1").unwrap();
-        assert_eq!(t.complete(7, "d2", reply("spoof")), Delivery::Foreign);
+        let mut rx = t.insert(id(7), "d1").unwrap();
+        assert_eq!(t.complete(id(7), "d2", reply("spoof")), Delivery::Foreign);
         assert!(rx.try_recv().is_err(), "nothing delivered");
-        assert_eq!(t.complete(7, "d1", reply("real")), Delivery::Delivered);
+        assert_eq!(t.complete(id(7), "d1", reply("real")), Delivery::Delivered);
         assert_eq!(rx.try_recv().unwrap(), Ok(reply("real")));
     }
 
     #[test]
     fn timeout_removes_and_reports_acceptance() {
         let t = table();
-        let _rx = t.insert(1, "d1").unwrap();
-        let _rx2 = t.insert(2, "d1").unwrap();
-        assert_eq!(t.mark_accepted(2, "d1"), Delivery::Delivered);
-        assert_eq!(t.mark_accepted(2, "dx"), Delivery::Foreign);
-        assert_eq!(t.remove(1), Some(false));
-        assert_eq!(t.remove(2), Some(true));
-        assert_eq!(t.remove(2), None, "second removal finds nothing");
-        assert_eq!(t.complete(1, "d1", reply("late")), Delivery::Late);
-        assert_eq!(t.mark_accepted(1, "d1"), Delivery::Late);
+        let _rx = t.insert(id(1), "d1").unwrap();
+        let _rx2 = t.insert(id(2), "d1").unwrap();
+        assert_eq!(t.mark_accepted(id(2), "d1"), Delivery::Delivered);
+        assert_eq!(t.mark_accepted(id(2), "dx"), Delivery::Foreign);
+        assert_eq!(t.remove(id(1)), Some(false));
+        assert_eq!(t.remove(id(2)), Some(true));
+        assert_eq!(t.remove(id(2)), None, "second removal finds nothing");
+        assert_eq!(t.complete(id(1), "d1", reply("late")), Delivery::Late);
+        assert_eq!(t.mark_accepted(id(1), "d1"), Delivery::Late);
     }
 
     #[test]
     fn ended_calls_are_remembered_only_so_long() {
         let t = CallTable::new(REMEMBERED + 1);
         t.set_connected(true);
-        for id in 0..=REMEMBERED as CallId {
-            let _rx = t.insert(id, "d").unwrap();
-            t.complete(id, "d", reply("x"));
+        for n in 0..=REMEMBERED as u128 {
+            let _rx = t.insert(id(n), "d").unwrap();
+            t.complete(id(n), "d", reply("x"));
         }
         assert_eq!(
-            t.complete(0, "d", reply("x")),
+            t.complete(id(0), "d", reply("x")),
             Delivery::Unknown,
             "forgotten"
         );
-        assert_eq!(t.complete(1, "d", reply("x")), Delivery::Duplicate);
+        assert_eq!(t.complete(id(1), "d", reply("x")), Delivery::Duplicate);
     }
 
     #[test]
     fn device_offline_fails_only_its_calls() {
         let t = table();
-        let mut a = t.insert(1, "d1").unwrap();
-        let mut b = t.insert(2, "d2").unwrap();
+        let mut a = t.insert(id(1), "d1").unwrap();
+        let mut b = t.insert(id(2), "d2").unwrap();
         let err = Error::DeviceDisconnected("d1".into());
         assert_eq!(t.fail_device("d1", &err), 1);
         assert_eq!(a.try_recv().unwrap(), Err(err));
@@ -392,29 +377,29 @@ mod tests {
     #[test]
     fn disconnect_fails_all_and_refuses_new_calls() {
         let t = table();
-        let mut a = t.insert(1, "d1").unwrap();
+        let mut a = t.insert(id(1), "d1").unwrap();
         t.set_connected(false);
         assert_eq!(a.try_recv().unwrap(), Err(Error::BrokerUnavailable));
-        assert_eq!(t.insert(2, "d1").unwrap_err(), Error::BrokerUnavailable);
+        assert_eq!(t.insert(id(2), "d1").unwrap_err(), Error::BrokerUnavailable);
         assert!(t.is_empty());
         t.set_connected(true);
-        assert!(t.insert(2, "d1").is_ok());
+        assert!(t.insert(id(2), "d1").is_ok());
     }
 
     #[tokio::test]
     async fn closed_table_refuses_new_calls_and_reports_when_empty() {
         let t = table();
-        let _a = t.insert(1, "d1").unwrap();
-        let mut b = t.insert(2, "d1").unwrap();
+        let _a = t.insert(id(1), "d1").unwrap();
+        let mut b = t.insert(id(2), "d1").unwrap();
         t.close();
-        assert_eq!(t.insert(3, "d1").unwrap_err(), Error::ShuttingDown);
+        assert_eq!(t.insert(id(3), "d1").unwrap_err(), Error::ShuttingDown);
         let waiter = t.wait_empty();
         tokio::pin!(waiter);
         assert!(
             futures::poll!(waiter.as_mut()).is_pending(),
             "two calls left"
         );
-        assert_eq!(t.complete(1, "d1", reply("a")), Delivery::Delivered);
+        assert_eq!(t.complete(id(1), "d1", reply("a")), Delivery::Delivered);
         assert!(futures::poll!(waiter.as_mut()).is_pending(), "one left");
         assert_eq!(t.fail_all(&Error::ShuttingDown), 1);
         assert_eq!(b.try_recv().unwrap(), Err(Error::ShuttingDown));
@@ -424,9 +409,9 @@ mod tests {
     #[test]
     fn limit_gives_overloaded() {
         let t = table();
-        let _r: Vec<_> = (0..3).map(|i| t.insert(i, "d").unwrap()).collect();
-        assert_eq!(t.insert(9, "d").unwrap_err(), Error::Overloaded(3));
-        t.remove(0);
-        assert!(t.insert(9, "d").is_ok());
+        let _r: Vec<_> = (0..3).map(|i| t.insert(id(i), "d").unwrap()).collect();
+        assert_eq!(t.insert(id(9), "d").unwrap_err(), Error::Overloaded(3));
+        t.remove(id(0));
+        assert!(t.insert(id(9), "d").is_ok());
     }
 }

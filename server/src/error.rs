@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
+use thingcall_proto::Reason;
+
 /// Why a call or query did not produce the device's answer.
 ///
-/// Each variant has a stable [`Error::reason`] string that callers see in
-/// `google.rpc.ErrorInfo.reason` (gRPC) or the JSON error body (HTTP).
+/// Each variant belongs to one [`Reason`] of the shared error table, whose
+/// name callers see in `google.rpc.ErrorInfo.reason` (gRPC) or the JSON
+/// error body (HTTP), and whose code and status every surface uses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Malformed input: bad id, bad timeout, bad metadata.
@@ -58,19 +61,19 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable reason string of DESIGN.md's error table.
-    pub fn reason(&self) -> &'static str {
+    /// The row of the error table this error belongs to.
+    pub fn reason(&self) -> Reason {
         match self {
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Error::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            Error::DeviceOffline(_) => "DEVICE_OFFLINE",
-            Error::DeviceNotFound(_) => "DEVICE_NOT_FOUND",
-            Error::MethodNotSupported { .. } => "METHOD_NOT_SUPPORTED",
-            Error::DeviceTimeout { .. } => "DEVICE_TIMEOUT",
-            Error::DeviceDisconnected(_) => "DEVICE_DISCONNECTED",
-            Error::BrokerUnavailable => "BROKER_UNAVAILABLE",
-            Error::Overloaded(_) => "OVERLOADED",
-            Error::ShuttingDown => "SHUTTING_DOWN",
+            Error::InvalidArgument(_) => Reason::InvalidArgument,
+            Error::PayloadTooLarge { .. } => Reason::PayloadTooLarge,
+            Error::DeviceOffline(_) => Reason::DeviceOffline,
+            Error::DeviceNotFound(_) => Reason::DeviceNotFound,
+            Error::MethodNotSupported { .. } => Reason::MethodNotSupported,
+            Error::DeviceTimeout { .. } => Reason::DeviceTimeout,
+            Error::DeviceDisconnected(_) => Reason::DeviceDisconnected,
+            Error::BrokerUnavailable => Reason::BrokerUnavailable,
+            Error::Overloaded(_) => Reason::Overloaded,
+            Error::ShuttingDown => Reason::ShuttingDown,
         }
     }
 

@@ -13,13 +13,15 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::AsyncClient;
 use thingcall_proto::v1::{device_event::Kind, Contract, InvocationOutcome, InvokeRequest};
 use thingcall_proto::wire::{SeedTopics, Topics};
+use thingcall_proto::Reason;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::calls::{CallId, CallTable, Completion, Reply};
+use crate::calls::{CallTable, Completion};
 use crate::error::Error;
 use crate::idempotency::Idempotency;
 use crate::metrics::{self, CallMetrics, Snapshot};
+pub use crate::outcome::{Answer, CallId, Failed};
 use crate::presence::{Reachability, Registry};
 use crate::telemetry::{CallTrace, Caller};
 use crate::validate;
@@ -55,28 +57,6 @@ pub struct CoreConfig {
     pub idempotency_window: Duration,
     /// Budget of kept idempotent outcomes (payloads included), in bytes.
     pub idempotency_max_bytes: usize,
-}
-
-/// The device's answer to a call.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// The reply as the device sent it.
-    pub reply: Reply,
-    /// The call's correlation id.
-    pub request_id: CallId,
-    /// Gateway receipt to reply.
-    pub elapsed: Duration,
-}
-
-/// A call that ended without the device's answer: the reason, and the
-/// call's id, which callers get back so a failure can be found in logs and
-/// traces too.
-#[derive(Debug, Clone)]
-pub struct Failed {
-    /// Why the call failed.
-    pub error: Error,
-    /// The call's correlation id (its request id).
-    pub request_id: CallId,
 }
 
 /// Replies dropped without reaching a caller, by cause.
@@ -274,7 +254,7 @@ impl Gateway {
         // Not an `async fn`: that would keep its own copy of `req` and
         // `caller` next to the call's future for as long as the call lives.
         if req.idempotency_key.is_empty() {
-            Either::Left(self.invoke_once(req, caller, new_call_id()))
+            Either::Left(self.invoke_once(req, caller, CallId::random()))
         } else {
             // Boxed: keyed calls' extra state stays out of every other call's future.
             Either::Right(Box::pin(self.invoke_keyed(req, caller)))
@@ -301,7 +281,7 @@ impl Gateway {
             // never logged (they may carry secrets).
             let span = tracing::debug_span!(
                 "call",
-                request_id = %uuid::Uuid::from_u128(id),
+                request_id = %id,
                 target = %req.target,
                 method = %req.method,
                 trace_id = tracing::field::Empty,
@@ -322,15 +302,12 @@ impl Gateway {
             if let Some(trace) = trace {
                 trace.finish(result.as_ref().map(|a| &a.reply));
             }
-            let outcome = match &result {
-                Ok(_) => "OK",
-                Err(e) => e.reason(),
-            };
+            let outcome = result.as_ref().err().map(Error::reason);
             let took = received.elapsed();
             self.metrics.record(&req.method, outcome, took);
             span.in_scope(|| {
                 tracing::debug!(
-                    outcome,
+                    outcome = outcome.map_or("OK", Reason::name),
                     elapsed_us = took.as_micros() as u64,
                     "call finished"
                 );
@@ -417,13 +394,13 @@ impl Gateway {
         if self.hub.has_watchers() {
             let (outcome, status) = match &result {
                 Ok(r) => ("OK", r.status),
-                Err(e) => (e.reason(), 0),
+                Err(e) => (e.reason().name(), 0),
             };
             self.hub.send(
                 &req.target,
                 Kind::Invocation(InvocationOutcome {
                     method: req.method.clone(),
-                    request_id: uuid::Uuid::from_u128(id).to_string(),
+                    request_id: id.to_string(),
                     outcome: outcome.to_owned(),
                     status,
                     elapsed: elapsed.try_into().ok(),
@@ -475,11 +452,6 @@ impl Gateway {
             }
         }
     }
-}
-
-/// A fresh correlation id.
-pub(crate) fn new_call_id() -> CallId {
-    uuid::Uuid::new_v4().as_u128()
 }
 
 /// Keeps `Arc<Gateway>` usable where the session wants `Arc<dyn Incoming>`.

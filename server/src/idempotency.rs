@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use thingcall_proto::v1::InvokeRequest;
+use thingcall_proto::Reason;
 use tokio::sync::watch;
 
-use crate::calls::CallId;
 use crate::error::Error;
-use crate::gateway::{new_call_id, Answer, Failed, Gateway};
+use crate::gateway::Gateway;
+use crate::outcome::{Answer, CallId, Failed};
 use crate::telemetry::Caller;
 use crate::validate;
 
@@ -311,7 +312,7 @@ impl Gateway {
         caller: Caller,
     ) -> Result<Answer, Failed> {
         let received = Instant::now();
-        let id = new_call_id();
+        let id = CallId::random();
         // Bad input is refused as any call's is, and never claims its key.
         let deadline = match validate::invoke(&req, &self.cfg, received, caller.deadline) {
             Ok(limits) => limits.deadline,
@@ -385,15 +386,12 @@ impl Gateway {
         id: CallId,
         outcome: &Result<Answer, Failed>,
     ) -> Result<Answer, Failed> {
-        let reason = match outcome {
-            Ok(_) => "OK",
-            Err(f) => f.error.reason(),
-        };
+        let reason = outcome.as_ref().err().map(|f| f.error.reason());
         self.metrics.record(method, reason, received.elapsed());
         tracing::debug!(
-            request_id = %uuid::Uuid::from_u128(id),
+            request_id = %id,
             method,
-            outcome = reason,
+            outcome = reason.map_or("OK", Reason::name),
             "keyed call finished without running"
         );
         outcome.clone()

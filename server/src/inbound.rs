@@ -25,7 +25,7 @@ impl Gateway {
             return;
         };
         let id = match props.correlation_data.as_deref().map(<[u8; 16]>::try_from) {
-            Some(Ok(b)) => CallId::from_be_bytes(b),
+            Some(Ok(b)) => CallId::from_bytes(b),
             _ => {
                 self.drops.malformed.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -63,8 +63,8 @@ impl Gateway {
     /// on `{client_prefix}/{m_id}/{target}/{method}/ack`. The device's
     /// `response` becomes a JSON reply with status 200.
     fn on_seed_ack(&self, m_id: &str, device: &str, payload: &[u8]) {
-        let (Ok(id), Some(ack)) = (
-            uuid::Uuid::parse_str(m_id),
+        let (Some(id), Some(ack)) = (
+            CallId::parse(m_id),
             serde_json::from_slice::<SeedAck>(payload).ok(),
         ) else {
             self.drops.malformed.fetch_add(1, Ordering::Relaxed);
@@ -84,7 +84,7 @@ impl Gateway {
             exec_us: None,
             accepted_at: None,
         };
-        self.count(self.calls.complete(id.as_u128(), device, reply));
+        self.count(self.calls.complete(id, device, reply));
     }
 
     fn count(&self, delivery: Delivery) {

@@ -19,6 +19,7 @@ pub mod idempotency;
 mod inbound;
 pub mod metrics;
 pub mod mqtt;
+pub mod outcome;
 pub mod presence;
 mod publish;
 pub mod server;

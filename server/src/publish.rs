@@ -48,7 +48,7 @@ impl Gateway {
             // property carries the exact instant.
             message_expiry_interval: Some(expiry_secs(remaining)),
             response_topic: Some(self.topics.reply(&self.cfg.gateway_id, &req.target)),
-            correlation_data: Some(bytes::Bytes::copy_from_slice(&id.to_be_bytes())),
+            correlation_data: Some(bytes::Bytes::copy_from_slice(&id.to_bytes())),
             content_type: (!req.content_type.is_empty()).then(|| req.content_type.clone()),
             user_properties,
             ..Default::default()
@@ -61,7 +61,7 @@ impl Gateway {
     /// The AWS sample's request: its topic layout and JSON body, the
     /// correlation id as `m_id`. MQTT 5 brokers still enforce the expiry.
     fn publish_seed_request(&self, req: &InvokeRequest, id: CallId, remaining: Duration) -> bool {
-        let m_id = uuid::Uuid::from_u128(id).to_string();
+        let m_id = id.to_string();
         let body = SeedRequest {
             timestamp: unix_ms(SystemTime::now()).to_string(),
             // Validated as UTF-8 before the call was admitted.

@@ -12,18 +12,28 @@ use opentelemetry_sdk::trace::SdkTracer;
 use crate::calls::{CallId, Reply};
 use crate::error::Error;
 
-/// The API surface a call came in on: names its span and its attributes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Surface {
-    /// gRPC (HTTP/2).
-    #[default]
-    Grpc,
-    /// gRPC-web (browsers).
-    GrpcWeb,
-    /// `POST /v1/devices/{target}/methods/{method}`.
-    Http,
-    /// The AWS sample's `GET /invoke`.
-    Seed,
+/// How a call's server span is named and described: each adapter declares
+/// its own (route, RPC name, protocol), so the core knows no adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Surface {
+    /// The server span's name, e.g. `POST /v1/devices/{target}/methods/{method}`.
+    pub span_name: &'static str,
+    /// Attributes of the server span besides the call's own.
+    pub attributes: &'static [(&'static str, &'static str)],
+}
+
+impl Surface {
+    /// A call made in-process, through no adapter.
+    pub const IN_PROCESS: Surface = Surface {
+        span_name: "invoke",
+        attributes: &[],
+    };
+}
+
+impl Default for Surface {
+    fn default() -> Self {
+        Surface::IN_PROCESS
+    }
 }
 
 /// What the core knows of a call's caller besides the request.
@@ -33,35 +43,23 @@ pub struct Caller {
     pub deadline: Option<std::time::Instant>,
     /// The caller's trace context; read from its headers only when tracing.
     pub parent: Option<Context>,
-    /// Where the call came in.
+    /// Where the call came in, as its adapter describes it.
     pub surface: Surface,
 }
 
 impl Caller {
     /// The caller of a request with `headers`, arriving on `surface`. The
-    /// headers are read only when `tracing`: for the caller's trace context,
-    /// and to tell gRPC-web from gRPC (they share the gRPC routes).
+    /// headers are read only when `tracing`, for the caller's trace context.
     pub fn from_headers(
         tracing: bool,
         headers: &http::HeaderMap,
         surface: Surface,
         deadline: Option<std::time::Instant>,
     ) -> Caller {
-        if !tracing {
-            return Caller {
-                deadline,
-                parent: None,
-                surface,
-            };
-        }
-        let web = surface == Surface::Grpc
-            && headers
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
         Caller {
             deadline,
-            parent: Some(thingcall_proto::trace::from_headers(headers)),
-            surface: if web { Surface::GrpcWeb } else { surface },
+            parent: tracing.then(|| thingcall_proto::trace::from_headers(headers)),
+            surface,
         }
     }
 }
@@ -85,41 +83,17 @@ impl CallTrace {
         let mut attrs = vec![
             KeyValue::new("thingcall.target", target.to_owned()),
             KeyValue::new("thingcall.method", method.to_owned()),
-            KeyValue::new(
-                "thingcall.request_id",
-                uuid::Uuid::from_u128(id).to_string(),
-            ),
+            KeyValue::new("thingcall.request_id", id.to_string()),
         ];
-        let name = match caller.surface {
-            Surface::Grpc | Surface::GrpcWeb => {
-                attrs.extend([
-                    KeyValue::new("rpc.system", "grpc"),
-                    KeyValue::new("rpc.service", "thingcall.v1.DeviceGateway"),
-                    KeyValue::new("rpc.method", "Invoke"),
-                ]);
-                if caller.surface == Surface::GrpcWeb {
-                    attrs.push(KeyValue::new("thingcall.protocol", "grpc-web"));
-                }
-                "thingcall.v1.DeviceGateway/Invoke"
-            }
-            Surface::Http => {
-                let route = "/v1/devices/{target}/methods/{method}";
-                attrs.extend([
-                    KeyValue::new("http.request.method", "POST"),
-                    KeyValue::new("http.route", route),
-                ]);
-                "POST /v1/devices/{target}/methods/{method}"
-            }
-            Surface::Seed => {
-                attrs.extend([
-                    KeyValue::new("http.request.method", "GET"),
-                    KeyValue::new("http.route", "/invoke"),
-                ]);
-                "GET /invoke"
-            }
-        };
+        let surface = caller.surface;
+        attrs.extend(
+            surface
+                .attributes
+                .iter()
+                .map(|(k, v)| KeyValue::new(*k, *v)),
+        );
         let span = tracer
-            .span_builder(name)
+            .span_builder(surface.span_name)
             .with_kind(SpanKind::Server)
             .with_attributes(attrs)
             .start_with_context(tracer, &parent);
@@ -175,7 +149,7 @@ impl CallTrace {
                 if let Error::DeviceTimeout { accepted: true, .. } = e {
                     span.set_attribute(KeyValue::new("thingcall.accepted", true));
                 }
-                span.set_attribute(KeyValue::new("thingcall.outcome", e.reason()));
+                span.set_attribute(KeyValue::new("thingcall.outcome", e.reason().name()));
                 span.set_status(Status::error(format!("{}: {e}", e.reason())));
             }
         }

@@ -274,7 +274,7 @@ mod tests {
         ];
         for (r, reason) in cases {
             assert_eq!(
-                invoke(&r, &cfg(), now, None).unwrap_err().reason(),
+                invoke(&r, &cfg(), now, None).unwrap_err().reason().name(),
                 reason,
                 "{r:?}"
             );

@@ -8,34 +8,39 @@ use std::error::Error as StdError;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-/// Reasons a [`CallError`] can carry. The gateway's reasons come from the
-/// `google.rpc.ErrorInfo` detail (domain `thingcall`) so callers can match on
-/// a stable string instead of parsing messages.
+/// Reasons a [`CallError`] can carry, by name. The gateway's reasons come
+/// from the `google.rpc.ErrorInfo` detail (domain `thingcall`) so callers can
+/// match on a stable string instead of parsing messages; their names, gRPC
+/// codes and exit codes are the shared table's ([`thingcall_proto::Reason`]).
 /// [`UNREACHABLE`](reason::UNREACHABLE) is this client's own, for calls that
 /// never got an answer from the gateway.
 pub mod reason {
+    use thingcall_proto::Reason;
+
     /// Bad target, method, timeout or metadata.
-    pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+    pub const INVALID_ARGUMENT: &str = Reason::InvalidArgument.name();
     /// The payload exceeds the gateway's limit.
-    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub const PAYLOAD_TOO_LARGE: &str = Reason::PayloadTooLarge.name();
     /// Missing or bad credentials.
-    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const UNAUTHENTICATED: &str = Reason::Unauthenticated.name();
     /// Policy forbids this target or method for the caller.
-    pub const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
+    pub const PERMISSION_DENIED: &str = Reason::PermissionDenied.name();
     /// The device is offline and did not come back within `connect_timeout`.
-    pub const DEVICE_OFFLINE: &str = "DEVICE_OFFLINE";
+    pub const DEVICE_OFFLINE: &str = Reason::DeviceOffline.name();
+    /// `GetDevice` of a device the gateway has never seen.
+    pub const DEVICE_NOT_FOUND: &str = Reason::DeviceNotFound.name();
     /// The device announced its methods and this is not one of them.
-    pub const METHOD_NOT_SUPPORTED: &str = "METHOD_NOT_SUPPORTED";
+    pub const METHOD_NOT_SUPPORTED: &str = Reason::MethodNotSupported.name();
     /// The device did not answer by the deadline.
-    pub const DEVICE_TIMEOUT: &str = "DEVICE_TIMEOUT";
+    pub const DEVICE_TIMEOUT: &str = Reason::DeviceTimeout.name();
     /// The device went offline while the call was in flight.
-    pub const DEVICE_DISCONNECTED: &str = "DEVICE_DISCONNECTED";
+    pub const DEVICE_DISCONNECTED: &str = Reason::DeviceDisconnected.name();
     /// The gateway is not connected to its MQTT broker.
-    pub const BROKER_UNAVAILABLE: &str = "BROKER_UNAVAILABLE";
+    pub const BROKER_UNAVAILABLE: &str = Reason::BrokerUnavailable.name();
     /// A global or per-device in-flight limit was reached.
-    pub const OVERLOADED: &str = "OVERLOADED";
+    pub const OVERLOADED: &str = Reason::Overloaded.name();
     /// The gateway is draining.
-    pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
+    pub const SHUTTING_DOWN: &str = Reason::ShuttingDown.name();
     /// The gateway could not be reached at all (connect failure, connection
     /// lost): the call may or may not have reached the device.
     pub const UNREACHABLE: &str = "UNREACHABLE";
@@ -44,6 +49,8 @@ pub mod reason {
 /// Process exit codes of the `thingcall` binary, one per class of outcome, so
 /// scripts can react (retry on 9, give up on 3) without parsing stderr.
 pub mod exit {
+    use thingcall_proto::Reason;
+
     /// The call succeeded and the device answered 2xx.
     pub const OK: u8 = 0;
     /// The device answered with a status outside 200..=299.
@@ -51,23 +58,23 @@ pub mod exit {
     /// Bad command line (clap's own exit code).
     pub const USAGE: u8 = 2;
     /// `INVALID_ARGUMENT` or `PAYLOAD_TOO_LARGE`.
-    pub const INVALID_ARGUMENT: u8 = 3;
+    pub const INVALID_ARGUMENT: u8 = Reason::InvalidArgument.exit_code();
     /// `DEVICE_OFFLINE`.
-    pub const DEVICE_OFFLINE: u8 = 4;
+    pub const DEVICE_OFFLINE: u8 = Reason::DeviceOffline.exit_code();
     /// `DEVICE_TIMEOUT`.
-    pub const DEVICE_TIMEOUT: u8 = 5;
+    pub const DEVICE_TIMEOUT: u8 = Reason::DeviceTimeout.exit_code();
     /// `DEVICE_DISCONNECTED`.
-    pub const DEVICE_DISCONNECTED: u8 = 6;
+    pub const DEVICE_DISCONNECTED: u8 = Reason::DeviceDisconnected.exit_code();
     /// `METHOD_NOT_SUPPORTED`.
-    pub const METHOD_NOT_SUPPORTED: u8 = 7;
+    pub const METHOD_NOT_SUPPORTED: u8 = Reason::MethodNotSupported.exit_code();
     /// `BROKER_UNAVAILABLE`.
-    pub const BROKER_UNAVAILABLE: u8 = 8;
+    pub const BROKER_UNAVAILABLE: u8 = Reason::BrokerUnavailable.exit_code();
     /// `OVERLOADED`.
-    pub const OVERLOADED: u8 = 9;
+    pub const OVERLOADED: u8 = Reason::Overloaded.exit_code();
     /// `SHUTTING_DOWN`.
-    pub const SHUTTING_DOWN: u8 = 10;
+    pub const SHUTTING_DOWN: u8 = Reason::ShuttingDown.exit_code();
     /// `UNAUTHENTICATED` or `PERMISSION_DENIED`.
-    pub const DENIED: u8 = 11;
+    pub const DENIED: u8 = Reason::Unauthenticated.exit_code();
     /// The gateway could not be reached (transport error); `EX_UNAVAILABLE`.
     pub const UNREACHABLE: u8 = 69;
     /// Anything else; `EX_SOFTWARE`.
@@ -147,19 +154,18 @@ impl CallError {
     /// The `thingcall` exit code for this error (see the table on
     /// [`CallError`]); unknown reasons map to [`exit::OTHER`].
     pub fn exit_code(&self) -> u8 {
-        match self.reason.as_str() {
-            reason::INVALID_ARGUMENT | reason::PAYLOAD_TOO_LARGE => exit::INVALID_ARGUMENT,
-            reason::DEVICE_OFFLINE => exit::DEVICE_OFFLINE,
-            reason::DEVICE_TIMEOUT => exit::DEVICE_TIMEOUT,
-            reason::DEVICE_DISCONNECTED => exit::DEVICE_DISCONNECTED,
-            reason::METHOD_NOT_SUPPORTED => exit::METHOD_NOT_SUPPORTED,
-            reason::BROKER_UNAVAILABLE => exit::BROKER_UNAVAILABLE,
-            reason::OVERLOADED => exit::OVERLOADED,
-            reason::SHUTTING_DOWN => exit::SHUTTING_DOWN,
-            reason::UNAUTHENTICATED | reason::PERMISSION_DENIED => exit::DENIED,
-            reason::UNREACHABLE => exit::UNREACHABLE,
-            _ => exit::OTHER,
+        match self.kind() {
+            Some(r) => r.exit_code(),
+            None if self.is_unreachable() => exit::UNREACHABLE,
+            None => exit::OTHER,
         }
+    }
+
+    /// The row of the gateway's error table this error names, if any
+    /// (`None` for [`reason::UNREACHABLE`] and for reasons this client
+    /// does not know, such as a bare gRPC code name).
+    pub fn kind(&self) -> Option<thingcall_proto::Reason> {
+        thingcall_proto::Reason::from_name(&self.reason)
     }
 }
 
@@ -370,8 +376,23 @@ mod tests {
         assert_eq!(code("UNAUTHENTICATED"), 11);
         assert_eq!(code("PERMISSION_DENIED"), 11);
         assert_eq!(code("UNREACHABLE"), 69);
+        assert_eq!(code("DEVICE_NOT_FOUND"), 70);
         assert_eq!(code("NOT_FOUND"), 70);
         assert_eq!(code(""), 70);
+    }
+
+    #[test]
+    fn help_text_names_each_reason_by_its_exit_code() {
+        for r in thingcall_proto::Reason::ALL {
+            if r.exit_code() == exit::OTHER {
+                continue;
+            }
+            let line = EXIT_CODES_HELP
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", r.exit_code())))
+                .unwrap_or_else(|| panic!("no help line for exit code {}", r.exit_code()));
+            assert!(line.contains(r.name()), "{line:?} does not name {r}");
+        }
     }
 
     #[test]

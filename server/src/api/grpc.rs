@@ -17,6 +17,27 @@ use tonic::{Request, Response, Status};
 use crate::gateway::Gateway;
 use crate::telemetry::{Caller, Surface};
 
+/// How an Invoke over gRPC names its span.
+pub const INVOKE: Surface = Surface {
+    span_name: "thingcall.v1.DeviceGateway/Invoke",
+    attributes: &[
+        ("rpc.system", "grpc"),
+        ("rpc.service", "thingcall.v1.DeviceGateway"),
+        ("rpc.method", "Invoke"),
+    ],
+};
+
+/// How an Invoke over gRPC-web names its span.
+pub const INVOKE_WEB: Surface = Surface {
+    span_name: "thingcall.v1.DeviceGateway/Invoke",
+    attributes: &[
+        ("rpc.system", "grpc"),
+        ("rpc.service", "thingcall.v1.DeviceGateway"),
+        ("rpc.method", "Invoke"),
+        ("thingcall.protocol", "grpc-web"),
+    ],
+};
+
 /// The service implementation; cheap to clone.
 #[derive(Clone)]
 pub struct GrpcApi {
@@ -46,10 +67,17 @@ impl DeviceGateway for GrpcApi {
         'life0: 'async_trait,
         Self: 'async_trait,
     {
+        let tracing = self.core.tracing();
+        let headers = request.metadata().as_ref();
+        // gRPC-web shares the gRPC routes; its content type tells them apart.
+        let web = tracing
+            && headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
         let caller = Caller::from_headers(
-            self.core.tracing(),
-            request.metadata().as_ref(),
-            Surface::Grpc,
+            tracing,
+            headers,
+            if web { INVOKE_WEB } else { INVOKE },
             grpc_timeout(request.metadata()).map(|t| Instant::now() + t),
         );
         let call = self.core.invoke(request.into_inner(), caller);
@@ -62,7 +90,7 @@ impl DeviceGateway for GrpcApi {
                 status: reply.status,
                 payload: reply.payload,
                 content_type: reply.content_type.unwrap_or_default(),
-                request_id: uuid::Uuid::from_u128(answer.request_id).to_string(),
+                request_id: answer.request_id.to_string(),
                 elapsed: answer.elapsed.try_into().ok(),
                 device_time: reply
                     .exec_us

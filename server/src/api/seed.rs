@@ -10,22 +10,29 @@ use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use thingcall_proto::v1::{Contract, InvokeRequest};
+use thingcall_proto::Reason;
 
-use crate::api::http::error::status;
+use crate::api::http::ApiError;
 use crate::error::Error;
-use crate::gateway::{Answer, Gateway};
+use crate::gateway::Gateway;
+use crate::outcome::Answer;
 use crate::telemetry::{Caller, Surface};
 
 /// The sample's default when `timeout` is absent, and its range.
 const DEFAULT_TIMEOUT_SECS: u64 = 10;
 const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=60;
+
+/// How the seed `GET /invoke` names its span.
+const INVOKE: Surface = Surface {
+    span_name: "GET /invoke",
+    attributes: &[("http.request.method", "GET"), ("http.route", "/invoke")],
+};
 
 /// `GET /invoke`.
 pub fn router(core: Arc<Gateway>) -> Router {
@@ -40,12 +47,6 @@ struct InvokeQuery {
     timeout: Option<String>,
 }
 
-/// The sample's answer to bad input, with the reason of the error table.
-fn invalid(code: StatusCode, reason: &str, msg: impl Into<String>) -> Response {
-    let body = json!({"result": "invalid_parameters", "response": msg.into(), "reason": reason});
-    (code, Json(body)).into_response()
-}
-
 /// Not an `async fn`: the headers are read before the future is made, so a
 /// call in flight does not hold the whole request (twice).
 fn invoke(
@@ -54,14 +55,16 @@ fn invoke(
     request: Request,
 ) -> impl Future<Output = Response> {
     let started = Instant::now();
-    let caller = Caller::from_headers(core.tracing(), request.headers(), Surface::Seed, None);
+    let caller = Caller::from_headers(core.tracing(), request.headers(), INVOKE, None);
     async move {
         let req = match seed_request(q) {
             Ok(req) => req,
-            Err(msg) => return invalid(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", msg),
+            Err(msg) => return failure(ApiError(Error::InvalidArgument(msg), None), started),
         };
-        let result = core.invoke(req, caller).await.map_err(|f| f.error);
-        answer(result, started)
+        match core.invoke(req, caller).await {
+            Ok(answer) => ok(&answer, started),
+            Err(failed) => failure(failed.into(), started),
+        }
     }
 }
 
@@ -98,25 +101,35 @@ fn seed_request(q: InvokeQuery) -> Result<InvokeRequest, String> {
     })
 }
 
-/// The sample's answer shapes for a call's outcome.
-fn answer(result: Result<Answer, Error>, started: Instant) -> Response {
+/// The sample's answer to a call the device answered.
+fn ok(answer: &Answer, started: Instant) -> Response {
     let elapsed = started.elapsed().as_millis().to_string();
-    match result {
-        Ok(answer) => {
-            let response: Value = serde_json::from_slice(&answer.reply.payload)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&answer.reply.payload).into());
-            Json(json!({"result": "ok", "elapsed": elapsed, "response": response})).into_response()
+    let response: Value = serde_json::from_slice(&answer.reply.payload)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&answer.reply.payload).into());
+    Json(json!({"result": "ok", "elapsed": elapsed, "response": response})).into_response()
+}
+
+/// The sample's answer shapes for a failure, with the status and headers of
+/// the one HTTP error mapping: `timeout` (with `elapsed`), `invalid_parameters`
+/// for bad input, and the reason in lower case otherwise. Each also names
+/// the `reason` and, when a call was made, its `requestId`.
+fn failure(err: ApiError, started: Instant) -> Response {
+    let elapsed = started.elapsed().as_millis().to_string();
+    let reason = err.0.reason();
+    let mut body = match reason {
+        Reason::DeviceTimeout => json!({"result": "timeout", "elapsed": elapsed}),
+        Reason::InvalidArgument | Reason::PayloadTooLarge => {
+            json!({"result": "invalid_parameters", "response": err.0.to_string()})
         }
-        Err(Error::DeviceTimeout { .. }) => {
-            (StatusCode::GATEWAY_TIMEOUT, Json(json!({"result": "timeout", "elapsed": elapsed}))).into_response()
-        }
-        Err(e @ (Error::InvalidArgument(_) | Error::PayloadTooLarge { .. })) => {
-            invalid(status(&e), e.reason(), e.to_string())
-        }
-        Err(e) => (
-            status(&e),
-            Json(json!({"result": e.reason().to_ascii_lowercase(), "elapsed": elapsed, "response": e.to_string(), "reason": e.reason()})),
-        )
-            .into_response(),
+        _ => json!({
+            "result": reason.name().to_ascii_lowercase(),
+            "elapsed": elapsed,
+            "response": err.0.to_string(),
+        }),
+    };
+    body["reason"] = reason.name().into();
+    if let Some(id) = err.1 {
+        body["requestId"] = id.to_string().into();
     }
+    err.respond_with(body)
 }

@@ -8,22 +8,11 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::error::Error;
 use crate::gateway::Failed;
 
-/// Error domain in `google.rpc.ErrorInfo`.
-pub const DOMAIN: &str = "thingcall";
+pub use thingcall_proto::reason::DOMAIN;
 
-/// The gRPC code of each reason (DESIGN.md's error table).
+/// The gRPC code of `e`, from the shared error table.
 pub fn code(e: &Error) -> Code {
-    match e {
-        Error::InvalidArgument(_) | Error::PayloadTooLarge { .. } => Code::InvalidArgument,
-        Error::DeviceOffline(_) | Error::BrokerUnavailable | Error::ShuttingDown => {
-            Code::Unavailable
-        }
-        Error::DeviceNotFound(_) => Code::NotFound,
-        Error::MethodNotSupported { .. } => Code::Unimplemented,
-        Error::DeviceTimeout { .. } => Code::DeadlineExceeded,
-        Error::DeviceDisconnected(_) => Code::Aborted,
-        Error::Overloaded(_) => Code::ResourceExhausted,
-    }
+    e.reason().grpc_code()
 }
 
 impl From<Error> for Status {
@@ -36,16 +25,13 @@ impl From<Error> for Status {
 impl From<Failed> for Status {
     fn from(f: Failed) -> Self {
         let mut meta = error_info(&f.error);
-        meta.insert(
-            "requestId".to_owned(),
-            uuid::Uuid::from_u128(f.request_id).to_string(),
-        );
+        meta.insert("requestId".to_owned(), f.request_id.to_string());
         status(&f.error, meta)
     }
 }
 
 fn status(e: &Error, meta: HashMap<String, String>) -> Status {
-    let details = ErrorDetails::with_error_info(e.reason(), DOMAIN, meta);
+    let details = ErrorDetails::with_error_info(e.reason().name(), DOMAIN, meta);
     Status::with_error_details(code(e), e.to_string(), details)
 }
 

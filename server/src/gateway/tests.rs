@@ -2,7 +2,6 @@
 //! behind it), and tests of the core that need no broker.
 
 use super::*;
-use crate::telemetry::Surface;
 
 /// Settings for unit tests: small limits, so tests can reach them.
 pub(crate) fn test_config() -> CoreConfig {
@@ -40,7 +39,7 @@ fn call_futures_stay_small() {
     let caller = || Caller {
         deadline: None,
         parent: None,
-        surface: Surface::Grpc,
+        surface: crate::api::grpc::INVOKE,
     };
     let invoke = g.invoke(InvokeRequest::default(), caller());
     let size = std::mem::size_of_val(&invoke);

@@ -44,34 +44,37 @@ fn lead(t: &Arc<Idempotency>, r: &InvokeRequest, id: CallId) -> Ticket {
 #[test]
 fn first_call_leads_and_later_ones_join_then_replay() {
     let t = Arc::new(Idempotency::new(Duration::from_secs(60), 1 << 20));
-    let ticket = lead(&t, &req("k", b"x"), 1);
-    let Claim::Join { id, done } = t.claim(&req("k", b"x"), 2).unwrap() else {
+    let ticket = lead(&t, &req("k", b"x"), CallId::from(1));
+    let Claim::Join { id, done } = t.claim(&req("k", b"x"), CallId::from(2)).unwrap() else {
         panic!("second call joins");
     };
-    assert_eq!(id, 1, "joiner reports the running call's id");
-    ticket.end(answer(1, b"opened"));
+    assert_eq!(id, CallId::from(1), "joiner reports the running call's id");
+    ticket.end(answer(CallId::from(1), b"opened"));
     let got = done.borrow().clone().expect("joiner is told the outcome");
     assert_eq!(&got.as_ref().as_ref().unwrap().reply.payload[..], b"opened");
-    let Claim::Replay(o) = t.claim(&req("k", b"x"), 3).unwrap() else {
+    let Claim::Replay(o) = t.claim(&req("k", b"x"), CallId::from(3)).unwrap() else {
         panic!("third call replays");
     };
-    assert_eq!(o.as_ref().as_ref().unwrap().request_id, 1);
+    assert_eq!(o.as_ref().as_ref().unwrap().request_id, CallId::from(1));
     assert_eq!(t.replays(), 2);
 }
 
 #[test]
 fn same_key_for_another_request_is_refused() {
     let t = Arc::new(Idempotency::new(Duration::from_secs(60), 1 << 20));
-    let _ticket = lead(&t, &req("k", b"x"), 1);
-    let e = t.claim(&req("k", b"other"), 2).err().expect("refused");
-    assert_eq!(e.reason(), "INVALID_ARGUMENT");
+    let _ticket = lead(&t, &req("k", b"x"), CallId::from(1));
+    let e = t
+        .claim(&req("k", b"other"), CallId::from(2))
+        .err()
+        .expect("refused");
+    assert_eq!(e.reason(), thingcall_proto::Reason::InvalidArgument);
     let mut other_method = req("k", b"x");
     other_method.method = "close".into();
-    assert!(t.claim(&other_method, 3).is_err());
+    assert!(t.claim(&other_method, CallId::from(3)).is_err());
     let mut other_target = req("k", b"other");
     other_target.target = "dev-2".into();
     assert!(
-        matches!(t.claim(&other_target, 4), Ok(Claim::Lead(_))),
+        matches!(t.claim(&other_target, CallId::from(4)), Ok(Claim::Lead(_))),
         "keys are per target"
     );
 }
@@ -88,18 +91,21 @@ fn refusals_before_publishing_free_the_key() {
     .into_iter()
     .enumerate()
     {
-        lead(&t, &req("k", b"x"), n as CallId).end(failed(n as CallId, e));
+        lead(&t, &req("k", b"x"), CallId::from(n as u128)).end(failed(CallId::from(n as u128), e));
         assert!(t.is_empty(), "nothing kept after a refusal");
     }
-    lead(&t, &req("k", b"x"), 9).end(failed(
-        9,
+    lead(&t, &req("k", b"x"), CallId::from(9)).end(failed(
+        CallId::from(9),
         Error::DeviceTimeout {
             after: Duration::from_secs(1),
             accepted: false,
         },
     ));
     assert!(
-        matches!(t.claim(&req("k", b"x"), 10), Ok(Claim::Replay(_))),
+        matches!(
+            t.claim(&req("k", b"x"), CallId::from(10)),
+            Ok(Claim::Replay(_))
+        ),
         "a timeout is kept: the device may have run it"
     );
 }
@@ -107,34 +113,40 @@ fn refusals_before_publishing_free_the_key() {
 #[test]
 fn a_dropped_ticket_frees_the_key_and_closes_joiners() {
     let t = Arc::new(Idempotency::new(Duration::from_secs(60), 1 << 20));
-    let ticket = lead(&t, &req("k", b"x"), 1);
-    let Ok(Claim::Join { done, .. }) = t.claim(&req("k", b"x"), 2) else {
+    let ticket = lead(&t, &req("k", b"x"), CallId::from(1));
+    let Ok(Claim::Join { done, .. }) = t.claim(&req("k", b"x"), CallId::from(2)) else {
         panic!("joins");
     };
     drop(ticket);
     assert!(done.has_changed().is_err(), "joiner sees the sender gone");
-    assert!(matches!(t.claim(&req("k", b"x"), 3), Ok(Claim::Lead(_))));
+    assert!(matches!(
+        t.claim(&req("k", b"x"), CallId::from(3)),
+        Ok(Claim::Lead(_))
+    ));
 }
 
 #[test]
 fn outcomes_expire_and_the_byte_budget_evicts_oldest_first() {
     let t = Arc::new(Idempotency::new(Duration::ZERO, 1 << 20));
-    lead(&t, &req("k", b"x"), 1).end(answer(1, b"a"));
+    lead(&t, &req("k", b"x"), CallId::from(1)).end(answer(CallId::from(1), b"a"));
     assert!(t.is_empty(), "a zero window keeps nothing");
 
     let budget = 3 * (ENTRY_OVERHEAD + 64);
     let t = Arc::new(Idempotency::new(Duration::from_secs(60), budget));
     for n in 0..10u128 {
         let key = format!("k{n}");
-        lead(&t, &req(&key, b"x"), n).end(answer(n, b"0123456789"));
+        lead(&t, &req(&key, b"x"), CallId::from(n)).end(answer(CallId::from(n), b"0123456789"));
     }
     assert!(t.len() <= 3, "held {} outcomes over budget", t.len());
     assert!(matches!(
-        t.claim(&req("k9", b"x"), 99),
+        t.claim(&req("k9", b"x"), CallId::from(99)),
         Ok(Claim::Replay(_))
     ));
     assert!(
-        matches!(t.claim(&req("k0", b"x"), 98), Ok(Claim::Lead(_))),
+        matches!(
+            t.claim(&req("k0", b"x"), CallId::from(98)),
+            Ok(Claim::Lead(_))
+        ),
         "the oldest went first"
     );
 }

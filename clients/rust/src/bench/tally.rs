@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use thingcall_proto::Reason;
 
 /// Longest latency the histogram tells apart: one hour, in µs.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -22,13 +23,27 @@ pub enum Outcome {
 
 impl Outcome {
     /// No reply within the call's deadline.
-    pub const DEVICE_TIMEOUT: Outcome = Outcome::Failed(Cow::Borrowed("DEVICE_TIMEOUT"));
+    pub const DEVICE_TIMEOUT: Outcome = Outcome::reason(Reason::DeviceTimeout);
     /// A connection could not be made or broke.
     pub const TRANSPORT: Outcome = Outcome::Failed(Cow::Borrowed("TRANSPORT"));
     /// The gateway did not answer at all within the deadline plus a grace.
     pub const CLIENT_TIMEOUT: Outcome = Outcome::Failed(Cow::Borrowed("CLIENT_TIMEOUT"));
     /// A reply this client could not read.
     pub const MALFORMED_REPLY: Outcome = Outcome::Failed(Cow::Borrowed("MALFORMED_REPLY"));
+
+    /// A failure for a row of the gateway's error table.
+    pub const fn reason(r: Reason) -> Outcome {
+        Outcome::Failed(Cow::Borrowed(r.name()))
+    }
+
+    /// A failure named by the gateway: borrowed from the error table when it
+    /// is one of its reasons (no allocation per failed call), else owned.
+    pub fn named(name: String) -> Outcome {
+        match Reason::from_name(&name) {
+            Some(r) => Outcome::reason(r),
+            None => Outcome::Failed(Cow::Owned(name)),
+        }
+    }
 
     /// `Ok` for a device status in 200..=299, else `DEVICE_STATUS_<n>`.
     pub fn from_device_status(status: i32) -> Outcome {

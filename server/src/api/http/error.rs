@@ -1,34 +1,20 @@
-//! The one place core errors become HTTP responses:
+//! The one place core errors become HTTP responses: the status of the
+//! shared error table (`thingcall_proto::Reason`), `Retry-After` for
+//! `OVERLOADED` and `SHUTTING_DOWN`, and the body
 //! `{"error":{"code","reason","message","requestId"}}` (the id when a call
-//! failed) with the status of DESIGN.md's
-//! error table, and `Retry-After` on 429.
+//! failed); the seed API gives its own body shape to the same mapping.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::calls::CallId;
 use crate::error::Error;
-use crate::gateway::Failed;
+use crate::outcome::{CallId, Failed};
 
-/// Seconds a client should wait after `OVERLOADED` or `SHUTTING_DOWN`
-/// before trying again (a draining gateway's load balancer will have moved
-/// it to another replica by then).
-const RETRY_AFTER_SECS: &str = "1";
-
-/// HTTP status of each reason.
+/// HTTP status of `e`, from the shared error table.
 pub fn status(e: &Error) -> StatusCode {
-    match e {
-        Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-        Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::DeviceOffline(_) | Error::DeviceNotFound(_) => StatusCode::NOT_FOUND,
-        Error::MethodNotSupported { .. } => StatusCode::NOT_IMPLEMENTED,
-        Error::DeviceTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        Error::DeviceDisconnected(_) => StatusCode::BAD_GATEWAY,
-        Error::BrokerUnavailable | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
-    }
+    StatusCode::from_u16(e.reason().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// A core error as an HTTP response, with the call's request id when the
@@ -48,26 +34,32 @@ impl From<Failed> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The response for this error with `body`: the status of the error
+    /// table and, for reasons that say "try later", `Retry-After`. Every
+    /// HTTP surface answers errors through here, whatever its body's shape.
+    pub fn respond_with(&self, body: Value) -> Response {
+        let reason = self.0.reason();
+        let mut resp = (status(&self.0), Json(body)).into_response();
+        if let Some(secs) = reason.retry_after_secs() {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let code = status(&self.0);
         let mut error = json!({
-            "code": code.as_u16(),
-            "reason": self.0.reason(),
+            "code": status(&self.0).as_u16(),
+            "reason": self.0.reason().name(),
             "message": self.0.to_string(),
         });
         if let Some(id) = self.1 {
-            error["requestId"] = uuid::Uuid::from_u128(id).to_string().into();
+            error["requestId"] = id.to_string().into();
         }
-        let body = json!({ "error": error });
-        let mut resp = (code, Json(body)).into_response();
-        if matches!(self.0, Error::Overloaded(_) | Error::ShuttingDown) {
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
-        }
-        resp
+        self.respond_with(json!({ "error": error }))
     }
 }
 

@@ -10,6 +10,8 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use thingcall_proto::v1::{self, device_event::Kind, Contract, InvokeRequest};
+#[cfg(test)]
+use thingcall_proto::Reason;
 
 use crate::error::Error;
 use crate::gateway::Answer;
@@ -143,10 +145,7 @@ pub fn answer(a: &Answer) -> Value {
         "contentType".into(),
         r.content_type.clone().unwrap_or_default().into(),
     );
-    obj.insert(
-        "requestId".into(),
-        uuid::Uuid::from_u128(a.request_id).to_string().into(),
-    );
+    obj.insert("requestId".into(), a.request_id.to_string().into());
     obj.insert("elapsed".into(), fmt_duration(a.elapsed).into());
     if let Some(us) = r.exec_us {
         obj.insert(
@@ -265,7 +264,7 @@ mod tests {
                 invoke_request("d".into(), "m".into(), bad)
                     .unwrap_err()
                     .reason(),
-                "INVALID_ARGUMENT"
+                Reason::InvalidArgument
             );
         }
         let r = invoke_request("d".into(), "m".into(), br#"{"contract":"seed"}"#).unwrap();

@@ -27,6 +27,15 @@ use crate::gateway::Gateway;
 use crate::telemetry::{Caller, Surface};
 pub use error::ApiError;
 
+/// How an Invoke over HTTP/JSON names its span.
+const INVOKE: Surface = Surface {
+    span_name: "POST /v1/devices/{target}/methods/{method}",
+    attributes: &[
+        ("http.request.method", "POST"),
+        ("http.route", "/v1/devices/{target}/methods/{method}"),
+    ],
+};
+
 /// The HTTP/JSON routes over `core`.
 pub fn router(core: Arc<Gateway>) -> Router {
     Router::new()
@@ -64,7 +73,7 @@ fn invoke(
     // The whole request rather than a `HeaderMap` extractor, which would
     // copy every header of every call.
     let (parts, body) = request.into_parts();
-    let caller = Caller::from_headers(core.tracing(), &parts.headers, Surface::Http, None);
+    let caller = Caller::from_headers(core.tracing(), &parts.headers, INVOKE, None);
     async move {
         // Room for base64 (4/3) and the JSON around the payload.
         let limit = core.config().max_payload / 3 * 4 + 64 * 1024;

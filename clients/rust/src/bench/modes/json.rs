@@ -160,7 +160,7 @@ fn outcome(code: StatusCode, body: &[u8]) -> Outcome {
         };
     }
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) if !e.error.reason.is_empty() => Outcome::Failed(e.error.reason.into()),
+        Ok(e) if !e.error.reason.is_empty() => Outcome::named(e.error.reason),
         _ => Outcome::Failed(format!("HTTP_{}", code.as_u16()).into()),
     }
 }

@@ -171,7 +171,7 @@ pub fn status_outcome(status: tonic::Status) -> Outcome {
     if err.is_unreachable() {
         Outcome::TRANSPORT
     } else {
-        Outcome::Failed(err.reason.into())
+        Outcome::named(err.reason)
     }
 }
 
