@@ -14,9 +14,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rand::Rng;
-use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::mqttbytes::QoS;
 use serde_json::Value;
+use thingcall_proto::wire::mqtt::json_properties;
 use thingcall_proto::wire::{parse_seed_request, SeedAck, SeedRequest, SeedTopics};
 use tokio::task::JoinSet;
 use tracing::debug;
@@ -109,10 +110,7 @@ async fn serve(conn: Arc<Conn>, request: Request, to: AckTo) {
         tokio::time::sleep(opts.latency).await;
     }
     let payload = ack_json(&to.m_id, &reply.payload);
-    let props = PublishProperties {
-        content_type: Some("application/json".into()),
-        ..Default::default()
-    };
+    let props = json_properties();
     let sent = conn
         .outbox
         .publish(to.topic, to.qos, false, payload, props)

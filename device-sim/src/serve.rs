@@ -5,16 +5,14 @@
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use rand::Rng;
-use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::mqttbytes::QoS;
-use thingcall_proto::wire::{
-    user_property, DeviceTopic, PROP_DEADLINE, PROP_EXEC_US, PROP_STAGE, PROP_STATUS,
-    PROP_TRACEPARENT, STAGE_ACCEPTED,
-};
+use thingcall_proto::wire::mqtt::{accepted_properties, decode_request, reply_properties};
+use thingcall_proto::wire::{user_property, DeviceTopic, PROP_TRACEPARENT};
 use tokio::task::JoinSet;
 use tracing::debug;
 
@@ -52,28 +50,21 @@ pub(crate) fn on_request(conn: &Arc<Conn>, publish: Publish, tasks: &mut JoinSet
             return;
         }
     };
-    let props = publish.properties.unwrap_or_default();
+    let props = decode_request(publish.properties);
     let Some(reply_topic) = props.response_topic else {
         debug!(device = id, topic, "request without ResponseTopic dropped");
         return;
     };
-    let deadline = user_property(&props.user_properties, PROP_DEADLINE).and_then(|ms| {
-        let parsed = ms
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
-        if parsed.is_none() {
-            debug!(device = id, value = ms, "unreadable deadline ignored");
-        }
-        parsed
-    });
+    if props.deadline_unreadable {
+        debug!(device = id, topic, "unreadable deadline ignored");
+    }
+    let deadline = props.deadline;
     if deadline.is_some_and(|d| SystemTime::now() > d) {
         shared.stats.expired.fetch_add(1, Ordering::Relaxed);
         debug!(device = id, topic, "request past its deadline dropped");
         return;
     }
-    if let Some(corr) = &props.correlation_data {
+    if let Some(corr) = &props.correlation {
         if !shared.seen.lock().insert(corr) {
             shared.stats.duplicates.fetch_add(1, Ordering::Relaxed);
             debug!(device = id, topic, "duplicate correlation id dropped");
@@ -96,7 +87,7 @@ pub(crate) fn on_request(conn: &Arc<Conn>, publish: Publish, tasks: &mut JoinSet
     };
     let to = ReplyTo {
         topic: reply_topic,
-        correlation: props.correlation_data,
+        correlation: props.correlation,
         qos: publish.qos,
     };
     tasks.spawn(serve(conn.clone(), request, to, span));
@@ -121,7 +112,7 @@ pub(crate) fn accepting_topic<'a>(conn: &Conn, topic: &'a [u8]) -> Option<&'a st
 async fn serve(conn: Arc<Conn>, request: Request, to: ReplyTo, span: Option<trace::Span>) {
     let opts = &conn.shared.opts;
     if opts.ack {
-        let props = reply_props(&to, vec![(PROP_STAGE.into(), STAGE_ACCEPTED.into())], None);
+        let props = accepted_properties(to.correlation.clone());
         if let Err(e) = conn
             .outbox
             .publish(to.topic.clone(), to.qos, false, Bytes::new(), props)
@@ -137,18 +128,19 @@ async fn serve(conn: Arc<Conn>, request: Request, to: ReplyTo, span: Option<trac
     } else {
         run_handler(&conn, request).await
     };
-    let exec_us = started.elapsed().as_micros();
+    let exec_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     if let Some(span) = span {
         trace::finish(span, reply.status);
     }
     if !opts.latency.is_zero() {
         tokio::time::sleep(opts.latency).await;
     }
-    let user = vec![
-        (PROP_STATUS.into(), reply.status.to_string()),
-        (PROP_EXEC_US.into(), exec_us.to_string()),
-    ];
-    let props = reply_props(&to, user, reply.content_type.clone());
+    let props = reply_properties(
+        to.correlation.clone(),
+        reply.status,
+        exec_us,
+        reply.content_type.clone(),
+    );
     let sent = conn
         .outbox
         .publish(to.topic, to.qos, false, reply.payload.clone(), props)
@@ -189,21 +181,6 @@ where
 /// NaN means never.
 pub(crate) fn inject_failure(rate: f64) -> bool {
     rate > 0.0 && (rate >= 1.0 || rand::rng().random_bool(rate))
-}
-
-/// Reply properties: the request's CorrelationData echoed, plus `user`
-/// properties and a content type.
-fn reply_props(
-    to: &ReplyTo,
-    user: Vec<(String, String)>,
-    content_type: Option<String>,
-) -> PublishProperties {
-    PublishProperties {
-        correlation_data: to.correlation.clone(),
-        user_properties: user,
-        content_type,
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]

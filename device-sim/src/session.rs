@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode;
-use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties, Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties, Packet};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing};
+use thingcall_proto::wire::mqtt::json_properties;
 use thingcall_proto::wire::{seed_device_filter, Presence};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
@@ -159,7 +160,7 @@ async fn say_goodbye(conn: &Conn, poll: &mut JoinHandle<End>) -> Result<(), Stri
         let doc = presence_json(&conn.session, false, Vec::new());
         let ticket = conn
             .outbox
-            .publish(topic, QoS::AtLeastOnce, true, doc, json_props())
+            .publish(topic, QoS::AtLeastOnce, true, doc, json_properties())
             .await
             .map_err(|e| format!("offline presence: {e}"))?;
         ticket
@@ -211,7 +212,7 @@ fn will(shared: &Shared, session: &str) -> LastWill {
             delay_interval: None,
             payload_format_indicator: None,
             message_expiry_interval: None,
-            content_type: Some("application/json".into()),
+            content_type: Some(thingcall_proto::wire::mqtt::JSON.into()),
             response_topic: None,
             correlation_data: None,
             user_properties: Vec::new(),
@@ -228,14 +229,6 @@ fn presence_json(session: &str, online: bool, methods: Vec<String>) -> Bytes {
     }
     .to_json()
     .into()
-}
-
-/// Publish properties marking a JSON payload.
-fn json_props() -> PublishProperties {
-    PublishProperties {
-        content_type: Some("application/json".into()),
-        ..Default::default()
-    }
 }
 
 /// The poll task: drives rumqttc and reacts to each event without awaiting
@@ -312,7 +305,7 @@ async fn announce(conn: Arc<Conn>) {
     let topic = opts.topics.presence(&opts.id);
     match conn
         .outbox
-        .publish(topic, QoS::AtLeastOnce, true, doc, json_props())
+        .publish(topic, QoS::AtLeastOnce, true, doc, json_properties())
         .await
     {
         Ok(ticket) => {

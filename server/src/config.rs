@@ -190,50 +190,9 @@ impl Config {
     }
 }
 
-/// Where the external broker is: `mqtt://host:port` (plain, default port
-/// 1883) or `mqtts://host:port` (TLS, default port 8883).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// Whether to speak TLS.
-    pub tls: bool,
-}
-
-impl BrokerUrl {
-    /// Parses a broker URL; the error is one line.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        match url
-            .strip_prefix("mqtts://")
-            .or_else(|| url.strip_prefix("ssl://"))
-        {
-            Some(rest) => {
-                let with_port = if rest.contains(':') {
-                    rest.to_owned()
-                } else {
-                    format!("{rest}:8883")
-                };
-                let (host, port) =
-                    thingcall_device_sim::parse_mqtt_url(&format!("mqtt://{with_port}"))?;
-                Ok(Self {
-                    host,
-                    port,
-                    tls: true,
-                })
-            }
-            None => {
-                let (host, port) = thingcall_device_sim::parse_mqtt_url(url)?;
-                Ok(Self {
-                    host,
-                    port,
-                    tls: false,
-                })
-            }
-        }
-    }
-}
+/// Where the external broker is: the one URL spelling every thingcall
+/// component shares.
+pub use thingcall_proto::wire::BrokerUrl;
 
 /// Parses `131072`, `128KiB`, `1MiB` (also `KB`/`MB`/`K`/`M` as binary units).
 pub fn parse_size(s: &str) -> Result<usize, String> {

@@ -1,30 +1,33 @@
 //! The gateway core: every surface (gRPC, gRPC-web, HTTP/JSON and the seed
-//! API) calls these methods, and nothing else does business logic.
+//! API) calls these methods, and nothing else does business logic. Its
+//! state is private; it meets MQTT only through decoded values
+//! ([`crate::message::Inbound`], from the session) and the [`Outbox`].
+//!
+//! - `call`: admission, a call's life and keyed calls;
+//! - `publish`: a call's request as the plain value the outbox encodes;
+//! - `inbound`: replies, presence and events from the session;
+//! - `queries`: get, list and watch devices.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::Either;
 use opentelemetry_sdk::trace::SdkTracer;
 use parking_lot::RwLock;
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::AsyncClient;
-use thingcall_proto::v1::{device_event::Kind, Contract, InvocationOutcome, InvokeRequest};
+use thingcall_proto::v1::{Contract, InvokeRequest};
 use thingcall_proto::wire::{SeedTopics, Topics};
-use thingcall_proto::Reason;
 use tokio::sync::watch;
-use tracing::Instrument;
 
-use crate::calls::{CallTable, Completion};
+use crate::calls::CallTable;
 use crate::error::Error;
 use crate::idempotency::Idempotency;
 use crate::metrics::{self, CallMetrics, Snapshot};
+use crate::mqtt::{Outbox, Router};
 pub use crate::outcome::{Answer, CallId, Failed};
-use crate::presence::{Reachability, Registry};
-use crate::telemetry::{CallTrace, Caller};
-use crate::validate;
+use crate::presence::Registry;
+use crate::telemetry::Caller;
 use crate::watch::Hub;
 
 /// Settings of the core (a subset of the server's configuration).
@@ -34,8 +37,6 @@ pub struct CoreConfig {
     pub gateway_id: String,
     /// MQTT topic root.
     pub topic_root: String,
-    /// QoS of requests.
-    pub qos: QoS,
     /// Reply deadline when a call gives none.
     pub default_timeout: Duration,
     /// Longest reply deadline a call may ask for.
@@ -59,67 +60,55 @@ pub struct CoreConfig {
     pub idempotency_max_bytes: usize,
 }
 
-/// Replies dropped without reaching a caller, by cause.
-#[derive(Debug, Default)]
-pub struct DropCounters {
-    /// The call had ended without its reply (deadline, caller gone, device offline).
-    pub late: AtomicU64,
-    /// The call had already been answered.
-    pub duplicate: AtomicU64,
-    /// No call with that correlation id in memory: made up or long gone.
-    pub unknown: AtomicU64,
-    /// The call exists but targets another device (reply topic names a different device).
-    pub foreign: AtomicU64,
-    /// Not decodable: no or wrong-size CorrelationData, bad status, bad presence JSON.
-    pub malformed: AtomicU64,
+/// What happened outside the calls themselves, counted since start: replies
+/// that reached no caller, by cause, and the MQTT session's ups and downs.
+/// Followed through [`Gateway::tallies`], so tests and operators wait on a
+/// change instead of polling; they change rarely, never per answered call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tallies {
+    /// Replies whose call had ended without them (deadline, caller gone, device offline).
+    pub dropped_late: u64,
+    /// Replies to calls already answered.
+    pub dropped_duplicate: u64,
+    /// Replies to no call in memory: made up, or long gone.
+    pub dropped_unknown: u64,
+    /// Replies on another device's reply topic, and seed acks naming another call.
+    pub dropped_foreign: u64,
+    /// Undecodable messages: no or wrong-size CorrelationData, bad status, bad JSON.
+    pub dropped_malformed: u64,
+    /// MQTT connections lost or refused (failed connects included), so a
+    /// test or an operator can tell "still connecting" from "connecting fails".
+    pub connection_failures: u64,
+    /// MQTT sessions established (subscriptions in place), the first included.
+    pub sessions_up: u64,
 }
 
 /// The core. Shared as `Arc<Gateway>` by the API adapters and the MQTT session.
 pub struct Gateway {
-    pub(crate) cfg: CoreConfig,
-    pub(crate) topics: Topics,
-    pub(crate) seed: SeedTopics,
-    pub(crate) client: AsyncClient,
-    pub(crate) calls: CallTable,
-    pub(crate) registry: RwLock<Registry>,
-    pub(crate) hub: Hub,
+    cfg: CoreConfig,
+    topics: Topics,
+    seed: SeedTopics,
+    outbox: Outbox,
+    calls: CallTable,
+    registry: RwLock<Registry>,
+    hub: Hub,
     draining: AtomicBool,
     /// Turns true with `draining`, for the rare waits that must wake then.
     drain_signal: watch::Sender<bool>,
-    pub(crate) connected: watch::Sender<bool>,
-    /// Counters of dropped replies.
-    pub drops: DropCounters,
-    /// Connections lost or refused (including failed connects), so a test or
-    /// an operator can tell "still connecting" from "connecting fails".
-    pub(crate) connection_failures: AtomicU64,
-    /// MQTT sessions established (subscriptions in place), first included.
-    pub(crate) sessions_up: AtomicU64,
+    connected: watch::Sender<bool>,
+    /// Dropped replies and session changes.
+    tallies: watch::Sender<Tallies>,
     /// Outcomes and durations of calls, for `/metrics`.
-    pub(crate) metrics: CallMetrics,
+    metrics: CallMetrics,
     /// Keys of idempotent calls in flight, and recent outcomes to replay.
-    pub(crate) idempotency: Arc<Idempotency>,
+    idempotency: Arc<Idempotency>,
     /// Set when the process exports traces; `None` costs calls nothing.
-    pub(crate) tracer: Option<SdkTracer>,
-}
-
-/// Removes a call whose caller went away (future dropped) before it ended.
-struct CancelGuard<'a> {
-    calls: &'a CallTable,
-    id: CallId,
-    armed: bool,
-}
-
-impl Drop for CancelGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.calls.remove(self.id);
-        }
-    }
+    tracer: Option<SdkTracer>,
 }
 
 impl Gateway {
-    /// A core publishing through `client`; the MQTT session feeds it.
-    pub fn new(cfg: CoreConfig, client: AsyncClient) -> Self {
+    /// A core publishing through `outbox`; the MQTT session feeds it.
+    pub fn new(cfg: CoreConfig, outbox: Outbox) -> Self {
         Self {
             topics: Topics::new(cfg.topic_root.clone()),
             seed: SeedTopics::new(cfg.seed_client_prefix.clone()),
@@ -129,28 +118,26 @@ impl Gateway {
             draining: AtomicBool::new(false),
             drain_signal: watch::channel(false).0,
             connected: watch::channel(false).0,
-            drops: DropCounters::default(),
-            connection_failures: AtomicU64::new(0),
-            sessions_up: AtomicU64::new(0),
+            tallies: watch::channel(Tallies::default()).0,
             metrics: CallMetrics::new(cfg.metrics_max_methods),
             idempotency: Arc::new(Idempotency::new(
                 cfg.idempotency_window,
                 cfg.idempotency_max_bytes,
             )),
             tracer: None,
-            client,
+            outbox,
             cfg,
         }
     }
 
-    /// The filters the MQTT session must hold.
-    pub fn subscriptions(&self) -> Vec<String> {
-        vec![
-            self.topics.replies_filter(&self.cfg.gateway_id),
-            self.topics.presence_filter(),
-            self.topics.events_filter(),
-            self.seed.ack_filter(),
-        ]
+    /// The topics this gateway subscribes to and how what arrives on them
+    /// is decoded, for its MQTT session.
+    pub fn router(&self) -> Router {
+        Router::new(
+            self.topics.clone(),
+            self.cfg.gateway_id.clone(),
+            self.seed.clone(),
+        )
     }
 
     /// Settings in force.
@@ -163,9 +150,20 @@ impl Gateway {
         self.connected.subscribe()
     }
 
-    /// MQTT connections lost or refused since start.
-    pub fn connection_failures(&self) -> u64 {
-        self.connection_failures.load(Ordering::Relaxed)
+    /// Follows the counts of dropped replies and session changes.
+    pub fn tallies(&self) -> watch::Receiver<Tallies> {
+        self.tallies.subscribe()
+    }
+
+    /// Follows the count of keyed calls answered by a running or earlier
+    /// call with their key.
+    pub fn idempotent_replays(&self) -> watch::Receiver<u64> {
+        self.idempotency.follow_replays()
+    }
+
+    /// Counts one more of what `field` picks.
+    fn tally(&self, field: fn(&mut Tallies) -> &mut u64) {
+        self.tallies.send_modify(|t| *field(t) += 1);
     }
 
     /// Traces every call with `tracer` (see [`crate::telemetry`]).
@@ -188,18 +186,18 @@ impl Gateway {
     /// The Prometheus text of `/metrics`: call outcomes and durations, and
     /// the state of the session, devices, replies and watchers now.
     pub fn metrics_text(&self) -> String {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let t = *self.tallies.borrow();
         let hub = self.hub.stats();
         let snapshot = Snapshot {
             in_flight: self.calls.len(),
             devices_online: self.registry.read().online_count(),
             mqtt_connected: self.calls.connected(),
-            mqtt_reconnects: load(&self.sessions_up).saturating_sub(1),
-            dropped_late: load(&self.drops.late),
-            dropped_duplicate: load(&self.drops.duplicate),
-            dropped_unknown: load(&self.drops.unknown),
-            dropped_foreign: load(&self.drops.foreign),
-            dropped_malformed: load(&self.drops.malformed),
+            mqtt_reconnects: t.sessions_up.saturating_sub(1),
+            dropped_late: t.dropped_late,
+            dropped_duplicate: t.dropped_duplicate,
+            dropped_unknown: t.dropped_unknown,
+            dropped_foreign: t.dropped_foreign,
+            dropped_malformed: t.dropped_malformed,
             watchers: hub.watchers.load(Ordering::Relaxed),
             watch_lagged: hub.lagged.load(Ordering::Relaxed),
             idempotent_replays: self.idempotency.replays(),
@@ -260,198 +258,6 @@ impl Gateway {
             Either::Right(Box::pin(self.invoke_keyed(req, caller)))
         }
     }
-
-    /// One call to the device, with its metrics, logs and trace.
-    #[allow(
-        clippy::manual_async_fn,
-        reason = "an async fn would hold its arguments twice"
-    )]
-    pub(crate) fn invoke_once(
-        &self,
-        req: InvokeRequest,
-        caller: Caller,
-        id: CallId,
-    ) -> impl Future<Output = Result<Answer, Failed>> + Send + '_ {
-        // An `async move` block rather than an `async fn`: the latter keeps
-        // a second copy of its arguments in the future.
-        async move {
-            let received = Instant::now();
-            // Debug level: off by default, so the hot path pays only a cached
-            // level check. Ids and names only; payloads and metadata values are
-            // never logged (they may carry secrets).
-            let span = tracing::debug_span!(
-                "call",
-                request_id = %id,
-                target = %req.target,
-                method = %req.method,
-                trace_id = tracing::field::Empty,
-            );
-            let trace = self
-                .tracer
-                .as_ref()
-                .map(|t| CallTrace::start(t, &caller, &req.target, &req.method, id));
-            if let Some(trace) = &trace {
-                span.record("trace_id", tracing::field::display(trace.trace_id()));
-            }
-            // `call` borrows the request: a moved copy would sit in both
-            // futures, which live as long as the call.
-            let result = self
-                .call(&req, id, caller.deadline, received, trace.as_ref())
-                .instrument(span.clone())
-                .await;
-            if let Some(trace) = trace {
-                trace.finish(result.as_ref().map(|a| &a.reply));
-            }
-            let outcome = result.as_ref().err().map(Error::reason);
-            let took = received.elapsed();
-            self.metrics.record(&req.method, outcome, took);
-            span.in_scope(|| {
-                tracing::debug!(
-                    outcome = outcome.map_or("OK", Reason::name),
-                    elapsed_us = took.as_micros() as u64,
-                    "call finished"
-                );
-            });
-            result.map_err(|error| Failed {
-                error,
-                request_id: id,
-            })
-        }
-    }
-
-    /// [`Gateway::invoke`] without the bookkeeping.
-    #[allow(
-        clippy::manual_async_fn,
-        reason = "an async fn would hold its arguments twice"
-    )]
-    fn call<'a>(
-        &'a self,
-        req: &'a InvokeRequest,
-        id: CallId,
-        caller_deadline: Option<Instant>,
-        received: Instant,
-        trace: Option<&'a CallTrace>,
-    ) -> impl Future<Output = Result<Answer, Error>> + Send + 'a {
-        async move {
-            let limits = validate::invoke(req, &self.cfg, received, caller_deadline)?;
-            if self.draining.load(Ordering::Relaxed) {
-                return Err(Error::ShuttingDown);
-            }
-            let now = self.registry.read().reachability(&req.target, &req.method);
-            if !matches!(now, Reachability::Unknown | Reachability::Online) {
-                // Boxed: the rare wait for a device stays out of every call's
-                // future, which lives as long as the call.
-                Box::pin(self.await_reachable(&req.target, &req.method, limits.connect_deadline))
-                    .await?;
-            }
-
-            let mut rx = self.calls.insert(id, &req.target)?;
-            let mut guard = CancelGuard {
-                calls: &self.calls,
-                id,
-                armed: true,
-            };
-            // Checked again now the call is in the table: an offline that landed
-            // between the first check and the insert would otherwise be missed.
-            if self.registry.read().reachability(&req.target, &req.method) == Reachability::Offline
-            {
-                return self.finish(
-                    req,
-                    id,
-                    received,
-                    Err(Error::DeviceOffline(req.target.clone())),
-                );
-            }
-            if !self.publish_request(req, limits.contract, id, limits.deadline, trace) {
-                return self.finish(req, id, received, Err(Error::BrokerUnavailable));
-            }
-            let result: Completion =
-                match tokio::time::timeout_at(limits.deadline.into(), &mut rx).await {
-                    Ok(Ok(done)) => done,
-                    Ok(Err(_)) => Err(Error::BrokerUnavailable),
-                    Err(_) => match self.calls.remove(id) {
-                        Some(accepted) => Err(Error::DeviceTimeout {
-                            after: limits.deadline.saturating_duration_since(received),
-                            accepted,
-                        }),
-                        // Completed in the instant the deadline fired: take that.
-                        None => rx.try_recv().unwrap_or(Err(Error::BrokerUnavailable)),
-                    },
-                };
-            guard.armed = false;
-            self.finish(req, id, received, result)
-        }
-    }
-
-    fn finish(
-        &self,
-        req: &InvokeRequest,
-        id: CallId,
-        received: Instant,
-        result: Completion,
-    ) -> Result<Answer, Error> {
-        let elapsed = received.elapsed();
-        if self.hub.has_watchers() {
-            let (outcome, status) = match &result {
-                Ok(r) => ("OK", r.status),
-                Err(e) => (e.reason().name(), 0),
-            };
-            self.hub.send(
-                &req.target,
-                Kind::Invocation(InvocationOutcome {
-                    method: req.method.clone(),
-                    request_id: id.to_string(),
-                    outcome: outcome.to_owned(),
-                    status,
-                    elapsed: elapsed.try_into().ok(),
-                }),
-            );
-        }
-        result.map(|reply| Answer {
-            reply,
-            request_id: id,
-            elapsed,
-        })
-    }
-
-    /// Waits (up to `connect_deadline`) until the device may be called.
-    async fn await_reachable(
-        &self,
-        device: &str,
-        method: &str,
-        connect_deadline: Option<Instant>,
-    ) -> Result<(), Error> {
-        let mut events = None;
-        loop {
-            match self.registry.read().reachability(device, method) {
-                Reachability::Unknown | Reachability::Online => return Ok(()),
-                Reachability::MethodNotSupported => {
-                    return Err(Error::MethodNotSupported {
-                        device: device.into(),
-                        method: method.into(),
-                    })
-                }
-                Reachability::Offline => {}
-            }
-            let until = match connect_deadline {
-                Some(t) if t > Instant::now() => t,
-                _ => return Err(Error::DeviceOffline(device.into())),
-            };
-            // Subscribe, then look again: no presence change is missed.
-            let Some((rx, draining)) = events.as_mut() else {
-                events = Some((self.hub.subscribe(), self.drain_signal.subscribe()));
-                continue;
-            };
-            tokio::select! {
-                _ = tokio::time::sleep_until(until.into()) => {
-                    return Err(Error::DeviceOffline(device.into()));
-                }
-                // Draining publishes nothing new, so this call cannot go out.
-                _ = draining.wait_for(|d| *d) => return Err(Error::ShuttingDown),
-                _ = rx.recv() => {}
-            }
-        }
-    }
 }
 
 /// Keeps `Arc<Gateway>` usable where the session wants `Arc<dyn Incoming>`.
@@ -459,5 +265,9 @@ pub fn as_incoming(g: &Arc<Gateway>) -> Arc<dyn crate::mqtt::Incoming> {
     g.clone()
 }
 
+mod call;
+mod inbound;
+mod publish;
+pub(crate) mod queries;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -21,20 +21,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use thingcall_proto::v1::InvokeRequest;
-use thingcall_proto::Reason;
 use tokio::sync::watch;
 
 use crate::error::Error;
-use crate::gateway::Gateway;
 use crate::outcome::{Answer, CallId, Failed};
-use crate::telemetry::Caller;
-use crate::validate;
 
 /// A keyed call's outcome, shared by every caller that sent its key.
 pub type Outcome = Arc<Result<Answer, Failed>>;
@@ -52,7 +47,7 @@ pub struct Idempotency {
     max_bytes: usize,
     state: Mutex<State>,
     /// Calls answered from another call with their key (joined or replayed).
-    replays: AtomicU64,
+    replays: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -111,7 +106,7 @@ impl Idempotency {
             window,
             max_bytes,
             state: Mutex::new(State::default()),
-            replays: AtomicU64::new(0),
+            replays: watch::channel(0).0,
         }
     }
 
@@ -149,7 +144,7 @@ impl Idempotency {
                     req.target
                 )));
             }
-            self.replays.fetch_add(1, Ordering::Relaxed);
+            self.replays.send_modify(|n| *n += 1);
             return Ok(claim);
         }
         let (tx, rx) = watch::channel(None);
@@ -172,7 +167,12 @@ impl Idempotency {
 
     /// Calls answered from another call with the same key.
     pub fn replays(&self) -> u64 {
-        self.replays.load(Ordering::Relaxed)
+        *self.replays.borrow()
+    }
+
+    /// Follows [`Idempotency::replays`].
+    pub fn follow_replays(&self) -> watch::Receiver<u64> {
+        self.replays.subscribe()
     }
 
     /// Keys held now, running or kept (for tests and introspection).
@@ -302,100 +302,6 @@ fn fingerprint(req: &InvokeRequest) -> u64 {
     req.content_type.hash(&mut h);
     req.contract.hash(&mut h);
     h.finish()
-}
-
-impl Gateway {
-    /// [`Gateway::invoke`] for a call with an idempotency key.
-    pub(crate) async fn invoke_keyed(
-        self: &Arc<Self>,
-        req: InvokeRequest,
-        caller: Caller,
-    ) -> Result<Answer, Failed> {
-        let received = Instant::now();
-        let id = CallId::random();
-        // Bad input is refused as any call's is, and never claims its key.
-        let deadline = match validate::invoke(&req, &self.cfg, received, caller.deadline) {
-            Ok(limits) => limits.deadline,
-            Err(_) => return self.invoke_once(req, caller, id).await,
-        };
-        let method = req.method.clone();
-        let (id, mut done, lead) = match self.idempotency.claim(&req, id) {
-            Ok(Claim::Lead(ticket)) => {
-                let done = ticket.subscribe();
-                let gateway = Arc::clone(self);
-                // Its own task: a caller that goes away (a client timing out
-                // before it retries) does not cancel the call, so the retry
-                // joins it or gets its outcome.
-                tokio::spawn(async move {
-                    let outcome = gateway.invoke_once(req, caller, id).await;
-                    ticket.end(outcome);
-                });
-                (id, done, true)
-            }
-            Ok(Claim::Join { id, done }) => (id, done, false),
-            Ok(Claim::Replay(outcome)) => {
-                return self.record_keyed(&method, received, id, &outcome);
-            }
-            Err(error) => {
-                let failed = Err(Failed {
-                    error,
-                    request_id: id,
-                });
-                return self.record_keyed(&method, received, id, &failed);
-            }
-        };
-        // The leader's task ends by its own deadline; a joiner waits up to its own.
-        let waited = if lead {
-            done.wait_for(Option::is_some).await.map(|o| o.clone())
-        } else {
-            match tokio::time::timeout_at(deadline.into(), done.wait_for(Option::is_some)).await {
-                Ok(got) => got.map(|o| o.clone()),
-                Err(_) => {
-                    let timeout = Err(Failed {
-                        error: Error::DeviceTimeout {
-                            after: deadline.saturating_duration_since(received),
-                            accepted: false,
-                        },
-                        request_id: id,
-                    });
-                    return self.record_keyed(&method, received, id, &timeout);
-                }
-            }
-        };
-        let outcome = match waited {
-            Ok(Some(outcome)) => outcome,
-            // The running call's task ended without an outcome (runtime shutdown).
-            _ => Arc::new(Err(Failed {
-                error: Error::ShuttingDown,
-                request_id: id,
-            })),
-        };
-        if lead {
-            // Counted and logged by the call itself.
-            return (*outcome).clone();
-        }
-        self.record_keyed(&method, received, id, &outcome)
-    }
-
-    /// Records a keyed call that did not run on its own (it joined, replayed,
-    /// was refused or gave up waiting), and gives its outcome.
-    fn record_keyed(
-        &self,
-        method: &str,
-        received: Instant,
-        id: CallId,
-        outcome: &Result<Answer, Failed>,
-    ) -> Result<Answer, Failed> {
-        let reason = outcome.as_ref().err().map(|f| f.error.reason());
-        self.metrics.record(method, reason, received.elapsed());
-        tracing::debug!(
-            request_id = %id,
-            method,
-            outcome = reason.map_or("OK", Reason::name),
-            "keyed call finished without running"
-        );
-        outcome.clone()
-    }
 }
 
 #[cfg(test)]

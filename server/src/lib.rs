@@ -3,25 +3,25 @@
 //! synchronously. One MQTT session per process carries every call; a
 //! correlation table matches replies to callers.
 //!
-//! Layout: [`gateway`] is the core every API adapter calls; [`calls`] and
-//! [`presence`] are its state (no I/O); [`mqtt`] owns the connection;
-//! [`api`] holds the thin protocol adapters; [`server`] wires it together.
+//! Layout: [`gateway`] is the core every API adapter calls; [`calls`],
+//! [`presence`] and [`idempotency`] are its state (no I/O); [`outcome`] and
+//! [`message`] are the values the layers share; [`mqtt`] owns the
+//! connection and the contract's codec; [`api`] holds the thin protocol
+//! adapters; [`server`] wires it together.
 
 pub mod api;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod calls;
 pub mod config;
-mod devices;
 pub mod error;
 pub mod gateway;
 pub mod idempotency;
-mod inbound;
+pub mod message;
 pub mod metrics;
 pub mod mqtt;
 pub mod outcome;
 pub mod presence;
-mod publish;
 pub mod server;
 pub mod telemetry;
 pub mod validate;

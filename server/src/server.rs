@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::http::{HeaderName, Method};
 use axum::serve::ListenerExt;
-use rumqttc::v5::mqttbytes::QoS;
 use thingcall_proto::v1::device_gateway_server::DeviceGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -24,7 +23,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use crate::api::grpc::GrpcApi;
 use crate::config::{BrokerUrl, Config};
 use crate::gateway::{as_incoming, CoreConfig, Gateway};
-use crate::mqtt::{new_session, spawn_session, SessionSettings};
+use crate::mqtt::SessionSettings;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
@@ -90,11 +89,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let core_cfg = CoreConfig {
         gateway_id: gateway_id.clone(),
         topic_root: config.topic_root.clone(),
-        qos: match config.qos {
-            0 => QoS::AtMostOnce,
-            1 => QoS::AtLeastOnce,
-            _ => QoS::ExactlyOnce,
-        },
         default_timeout: config.default_timeout,
         max_timeout: config.max_timeout,
         max_payload: config.max_payload,
@@ -121,16 +115,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         client_id: gateway_id,
         max_packet_size: max_packet as u32,
         keep_alive: Duration::from_secs(30),
-        subscriptions: Vec::new(),
+        request_qos: config.qos,
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_secs(5),
         // Every call in flight, plus room for subscribes and acks.
         request_queue: config.max_in_flight.saturating_add(64),
     };
-    let (client, eventloop) = new_session(&settings);
+    let (outbox, session) = crate::mqtt::connect(settings);
     let traces = thingcall_proto::trace::provider_from_env("thingcall-gateway")
         .map_err(anyhow::Error::msg)?;
-    let mut gateway = Gateway::new(core_cfg, client.clone());
+    let mut gateway = Gateway::new(core_cfg, outbox);
     if let Some(provider) = &traces {
         gateway = gateway.with_tracer(provider.tracer("thingcall-gateway"));
         // Demo devices in this process trace through the same provider.
@@ -138,18 +132,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::info!("exporting traces over OTLP");
     }
     let gateway = Arc::new(gateway);
-    let settings = SessionSettings {
-        subscriptions: gateway.subscriptions(),
-        ..settings
-    };
     let (mqtt_stop, mqtt_stop_rx) = watch::channel(false);
-    let session = spawn_session(
-        settings,
-        client,
-        eventloop,
-        as_incoming(&gateway),
-        mqtt_stop_rx,
-    );
+    let session = session.spawn(gateway.router(), as_incoming(&gateway), mqtt_stop_rx);
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -7,7 +7,6 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::http::post;
 use common::{reason, req, secs_f, soon, wait_presence, Harness};
@@ -67,13 +66,15 @@ fn keyed(target: &str, key: &str, payload: &[u8]) -> InvokeRequest {
 
 /// The gateway's count of calls answered through their key.
 async fn wait_replays(h: &Harness, n: u64) {
+    let mut replays = h.gw().gateway.idempotent_replays();
+    soon("idempotent replays counted", replays.wait_for(|r| *r >= n))
+        .await
+        .expect("gateway alive");
     let want = format!("thingcall_idempotent_replays_total {n}\n");
-    soon("idempotent replays counted", async {
-        while !h.gw().gateway.metrics_text().contains(&want) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    assert!(
+        h.gw().gateway.metrics_text().contains(&want),
+        "/metrics shows {n} replays"
+    );
 }
 
 async fn retries_with_one_key_run_the_device_once(h: Harness) {

@@ -9,7 +9,6 @@ use common::{req, secs_f, soon, Harness};
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use std::sync::atomic::Ordering;
 
 broker_tests!(
     foreign_duplicate_and_malformed_replies_are_dropped,
@@ -102,20 +101,15 @@ async fn foreign_duplicate_and_malformed_replies_are_dropped(h: Harness) {
         b"real",
         "the caller got the real answer, never the spoof"
     );
-    soon("duplicate counted", async {
-        while gw.drops.duplicate.load(Ordering::Relaxed) < 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    assert!(
-        gw.drops.foreign.load(Ordering::Relaxed) >= 1,
-        "spoofed reply counted as foreign"
-    );
-    assert!(
-        gw.drops.malformed.load(Ordering::Relaxed) >= 2,
-        "garbage counted as malformed"
-    );
+    let mut tallies = gw.tallies();
+    let t = *soon(
+        "duplicate counted",
+        tallies.wait_for(|t| t.dropped_duplicate >= 1),
+    )
+    .await
+    .expect("gateway alive");
+    assert!(t.dropped_foreign >= 1, "spoofed reply counted as foreign");
+    assert!(t.dropped_malformed >= 2, "garbage counted as malformed");
     peer.abort();
     h.stop().await;
 }
@@ -175,7 +169,7 @@ async fn seed_ack_with_another_id_is_dropped(h: Harness) {
     .await;
     assert_eq!(&got.payload[..], br#""real""#);
     assert!(
-        gw.drops.foreign.load(Ordering::Relaxed) >= 1,
+        gw.tallies().borrow().dropped_foreign >= 1,
         "the mismatched ack was counted"
     );
     peer.abort();

@@ -53,12 +53,13 @@ async fn untrusted_broker_certificate_is_refused() {
         .expect("gateway starts; the session keeps retrying");
     // Wait for a connect attempt to have failed, so "not connected" below
     // means "refused", not "not tried yet".
-    soon("a refused TLS handshake", async {
-        while gw.gateway.connection_failures() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let mut tallies = gw.gateway.tallies();
+    soon(
+        "a refused TLS handshake",
+        tallies.wait_for(|t| t.connection_failures > 0),
+    )
+    .await
+    .expect("gateway alive");
     let mut c = DeviceGatewayClient::connect(format!("http://{}", gw.grpc_addr))
         .await
         .unwrap();

@@ -243,8 +243,14 @@ pub fn glob_match(pattern: &str, id: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+mod message;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 mod seed;
+mod url;
+pub use message::*;
 pub use seed::*;
+pub use url::BrokerUrl;
 
 #[cfg(test)]
 mod tests {

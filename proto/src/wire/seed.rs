@@ -117,6 +117,25 @@ pub struct SeedAck {
     pub response: serde_json::Value,
 }
 
+/// Why a message on a seed ack topic answers nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedAckError {
+    /// Not the sample's ack JSON.
+    Malformed,
+    /// The ack names another message id than its topic: trust neither.
+    Mismatched,
+}
+
+/// Decodes the ack payload of the request `m_id` (from its topic): the
+/// device's `response` as JSON text.
+pub fn decode_seed_ack(m_id: &str, payload: &[u8]) -> Result<Vec<u8>, SeedAckError> {
+    let ack: SeedAck = serde_json::from_slice(payload).map_err(|_| SeedAckError::Malformed)?;
+    if ack.id != m_id {
+        return Err(SeedAckError::Mismatched);
+    }
+    Ok(serde_json::to_vec(&ack.response).expect("JSON value serializes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +229,14 @@ mod tests {
         assert_eq!(serde_json::from_str::<SeedAck>(&text).unwrap(), ack);
         let bare: SeedAck = serde_json::from_str(r#"{"id":"m2"}"#).unwrap();
         assert_eq!(bare.response, serde_json::Value::Null);
+        assert_eq!(
+            decode_seed_ack("m1", text.as_bytes()).unwrap(),
+            br#"{"temp":21.5}"#
+        );
+        assert_eq!(
+            decode_seed_ack("m2", text.as_bytes()),
+            Err(SeedAckError::Mismatched)
+        );
+        assert_eq!(decode_seed_ack("m1", b"{"), Err(SeedAckError::Malformed));
     }
 }

@@ -8,7 +8,6 @@ pub(crate) fn test_config() -> CoreConfig {
     CoreConfig {
         gateway_id: "gw".into(),
         topic_root: "thingcall".into(),
-        qos: QoS::AtLeastOnce,
         default_timeout: Duration::from_secs(10),
         max_timeout: Duration::from_secs(300),
         max_payload: 16,
@@ -22,11 +21,9 @@ pub(crate) fn test_config() -> CoreConfig {
     }
 }
 
-/// A core for unit tests: a client with no connection behind it.
+/// A core for unit tests: an outbox with no connection behind it.
 pub(crate) fn test_gateway() -> Arc<Gateway> {
-    let opts = rumqttc::v5::MqttOptions::new("test", "127.0.0.1", 1);
-    let (client, _eventloop) = AsyncClient::new(opts, 10);
-    Arc::new(Gateway::new(test_config(), client))
+    Arc::new(Gateway::new(test_config(), Outbox::unconnected()))
 }
 
 /// Every call in flight holds its future: these sizes are gateway

@@ -1,5 +1,12 @@
-//! The gateway's MQTT side: one session owned by one task.
+//! The gateway's MQTT side: one session owned by one task ([`session`]),
+//! the contract's topics and decoding ([`contract`]), and the handle the
+//! core publishes through ([`outbox`]). The only place of the gateway that
+//! names rumqttc's types.
 
+pub mod contract;
+pub mod outbox;
 pub mod session;
 
-pub use session::{new_session, spawn_session, Incoming, SessionSettings};
+pub use contract::Router;
+pub use outbox::Outbox;
+pub use session::{connect, Incoming, Session, SessionSettings};

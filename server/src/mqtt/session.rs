@@ -1,10 +1,10 @@
 //! Owns the gateway's one MQTT 5 connection.
 //!
-//! One task polls the rumqttc event loop and hands every incoming packet to
-//! the core synchronously; it never awaits a publish on its own client
-//! (rumqttc's bounded request channel would deadlock). Callers publish from
-//! their own tasks through the [`AsyncClient`], which is a channel into this
-//! loop. On a lost connection the loop tells the core (which fails the calls
+//! One task polls the rumqttc event loop, decodes every incoming publish
+//! with the [`Router`] and hands the plain value to the core synchronously;
+//! it never awaits a publish on its own client (rumqttc's bounded request
+//! channel would deadlock). Callers publish from their own tasks through
+//! the [`Outbox`], which is a channel into this loop. On a lost connection the loop tells the core (which fails the calls
 //! in flight), throws away queued requests (they belong to failed calls),
 //! and reconnects with capped exponential backoff and jitter.
 
@@ -18,6 +18,10 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::contract::Router;
+use super::outbox::Outbox;
+use crate::message::Inbound;
+
 /// What the session reports to the gateway core. Called from the session
 /// task: implementations must not block.
 pub trait Incoming: Send + Sync + 'static {
@@ -25,8 +29,8 @@ pub trait Incoming: Send + Sync + 'static {
     fn on_ready(&self);
     /// The connection is gone: calls in flight cannot complete.
     fn on_lost(&self, why: &str);
-    /// A message arrived on one of the subscriptions.
-    fn on_publish(&self, publish: Publish);
+    /// A message arrived on one of the subscriptions, decoded.
+    fn on_message(&self, message: Inbound<'_>);
 }
 
 /// How to reach the broker.
@@ -44,9 +48,8 @@ pub struct SessionSettings {
     pub max_packet_size: u32,
     /// Keep-alive interval.
     pub keep_alive: Duration,
-    /// Filters (re)subscribed on every connect, all at QoS 0: see
-    /// [`SUBSCRIPTION_QOS`].
-    pub subscriptions: Vec<String>,
+    /// QoS of requests (0, 1 or 2).
+    pub request_qos: u8,
     /// First reconnect delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     /// Largest reconnect delay.
@@ -67,9 +70,16 @@ pub struct SessionSettings {
 /// complete at once. Requests keep the QoS set by `--qos`.
 pub const SUBSCRIPTION_QOS: QoS = QoS::AtMostOnce;
 
-/// Builds the client callers publish through and the event loop that
-/// [`spawn_session`] drives; nothing connects until the loop is polled.
-pub fn new_session(settings: &SessionSettings) -> (AsyncClient, EventLoop) {
+/// A session not yet started: the connection's client and event loop.
+pub struct Session {
+    settings: SessionSettings,
+    client: AsyncClient,
+    eventloop: EventLoop,
+}
+
+/// Builds the outbox callers publish through and the session that
+/// [`Session::spawn`] drives; nothing connects until it runs.
+pub fn connect(settings: SessionSettings) -> (Outbox, Session) {
     let mut opts = MqttOptions::new(
         settings.client_id.clone(),
         settings.host.clone(),
@@ -92,28 +102,44 @@ pub fn new_session(settings: &SessionSettings) -> (AsyncClient, EventLoop) {
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     opts.set_network_options(net);
-    AsyncClient::new(opts, settings.request_queue)
+    let (client, eventloop) = AsyncClient::new(opts, settings.request_queue);
+    let outbox = Outbox::new(client.clone(), settings.request_qos);
+    (
+        outbox,
+        Session {
+            settings,
+            client,
+            eventloop,
+        },
+    )
 }
 
-/// Starts the session task; it ends when `stop` turns true, and its result
-/// says whether it said goodbye to the broker with a DISCONNECT.
-pub fn spawn_session(
-    settings: SessionSettings,
-    client: AsyncClient,
-    eventloop: EventLoop,
-    core: Arc<dyn Incoming>,
-    stop: watch::Receiver<bool>,
-) -> JoinHandle<bool> {
-    tokio::spawn(run(settings, client, eventloop, core, stop))
+impl Session {
+    /// Starts the session task, subscribed to `router`'s filters and
+    /// feeding `core`; it ends when `stop` turns true, and its result says
+    /// whether it said goodbye to the broker with a DISCONNECT.
+    pub fn spawn(
+        self,
+        router: Router,
+        core: Arc<dyn Incoming>,
+        stop: watch::Receiver<bool>,
+    ) -> JoinHandle<bool> {
+        tokio::spawn(run(self, router, core, stop))
+    }
 }
 
 async fn run(
-    settings: SessionSettings,
-    client: AsyncClient,
-    mut eventloop: EventLoop,
+    session: Session,
+    router: Router,
     core: Arc<dyn Incoming>,
     mut stop: watch::Receiver<bool>,
 ) -> bool {
+    let Session {
+        settings,
+        client,
+        mut eventloop,
+    } = session;
+    let subscriptions = router.subscriptions();
     let mut backoff = settings.min_backoff;
     let mut up = false;
     loop {
@@ -126,8 +152,7 @@ async fn run(
                 backoff = settings.min_backoff;
                 // Clean start: the broker has no subscriptions for us. One
                 // SUBSCRIBE for all filters; ready on its SubAck.
-                let filters = settings
-                    .subscriptions
+                let filters = subscriptions
                     .iter()
                     .map(|f| Filter::new(f.clone(), SUBSCRIPTION_QOS));
                 if let Err(e) = client.try_subscribe_many(filters) {
@@ -150,7 +175,15 @@ async fn run(
                     core.on_ready();
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => core.on_publish(p),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let Publish {
+                    topic,
+                    payload,
+                    properties,
+                    ..
+                } = p;
+                core.on_message(router.decode(&topic, payload, properties));
+            }
             Ok(_) => {}
             Err(e) => {
                 if up {

@@ -15,7 +15,7 @@ use thingcall_proto::wire::Topics;
 
 use super::{CallSpec, Done, MqttSetup};
 use crate::bench::breakdown::Figures;
-use crate::bench::mqtt::{exec_time, parse_reply, Broker, Reply, Requests};
+use crate::bench::mqtt::{parse_reply, Broker, Reply, Requests};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -133,25 +133,26 @@ impl Worker {
                             return Outcome::TRANSPORT;
                         }
                         stage = Stage::Subscribed;
-                        let props = s.requests.properties(reply_topic.clone(), correlation);
+                        let m = s.requests.request(target, reply_topic.clone(), correlation);
                         let sent = client.try_publish_with_properties(
-                            s.requests.topics[target].clone(),
+                            m.topic,
                             s.requests.qos,
                             false,
-                            s.requests.payload.clone(),
-                            props,
+                            m.payload,
+                            m.properties,
                         );
                         if sent.is_err() {
                             return Outcome::TRANSPORT;
                         }
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => match parse_reply(&p) {
-                        Reply::Final {
+                    Ok(Event::Incoming(Packet::Publish(p))) => match parse_reply(p) {
+                        Some(Reply {
                             correlation: c,
                             status,
-                        } if c == correlation => {
+                            exec,
+                        }) if c == correlation => {
                             if s.breakdown {
-                                device = exec_time(&p);
+                                device = exec;
                             }
                             return status
                                 .map_or(Outcome::MALFORMED_REPLY, Outcome::from_device_status);

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::{CallSpec, Done, MqttSetup};
 use crate::bench::breakdown::Figures;
-use crate::bench::mqtt::{exec_time, parse_reply, Reply, Requests};
+use crate::bench::mqtt::{parse_reply, Reply, Requests};
 use crate::bench::tally::Outcome;
 use crate::bench::Setup;
 
@@ -148,16 +148,12 @@ impl Worker {
         let id = (u128::from(s.nonce) << 64) | u128::from(s.next.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         s.pending.lock().expect("pending lock").insert(id, tx);
-        let props = s.requests.properties(s.reply_topics[target].clone(), id);
+        let m = s
+            .requests
+            .request(target, s.reply_topics[target].clone(), id);
         let published = s
             .client
-            .publish_with_properties(
-                s.requests.topics[target].clone(),
-                s.requests.qos,
-                false,
-                s.requests.payload.clone(),
-                props,
-            )
+            .publish_with_properties(m.topic, s.requests.qos, false, m.payload, m.properties)
             .await;
         if published.is_err() {
             s.pending.lock().expect("pending lock").remove(&id);
@@ -196,27 +192,24 @@ async fn run_event_loop(
     let mut connected_before = false;
     loop {
         match event_loop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(publish))) => match parse_reply(&publish) {
-                Reply::Final {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if let Some(Reply {
                     correlation,
                     status,
-                } => {
+                    exec,
+                }) = parse_reply(publish)
+                {
                     let waiter = shared
                         .pending
                         .lock()
                         .expect("pending lock")
                         .remove(&correlation);
                     if let Some(tx) = waiter {
-                        let device = if shared.breakdown {
-                            exec_time(&publish)
-                        } else {
-                            None
-                        };
+                        let device = exec.filter(|_| shared.breakdown);
                         let _ = tx.send((status, device));
                     }
                 }
-                Reply::Interim | Reply::Malformed => {}
-            },
+            }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 if connected_before {
                     let _ = shared.client.try_subscribe(filter.clone(), REPLY_QOS);

@@ -5,8 +5,8 @@ use thingcall_proto::v1::{self, device_event::Kind};
 use thingcall_proto::wire;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::Gateway;
 use crate::error::Error;
-use crate::gateway::Gateway;
 use crate::presence::DeviceState;
 use crate::validate;
 use crate::watch::SharedEvent;

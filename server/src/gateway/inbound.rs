@@ -1,0 +1,112 @@
+//! What arrives from MQTT, decoded by the session: replies completing
+//! calls, presence feeding the registry, device events for watchers. Runs
+//! on the session task, so nothing here blocks or awaits.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use thingcall_proto::v1::{self, device_event::Kind};
+use thingcall_proto::wire::Presence;
+
+use super::queries::device_proto;
+use super::Gateway;
+use crate::calls::Delivery;
+use crate::error::Error;
+use crate::message::Inbound;
+use crate::presence::Change;
+
+impl Gateway {
+    fn count(&self, delivery: Delivery) {
+        match delivery {
+            Delivery::Delivered => {}
+            Delivery::Late => {
+                self.tally(|t| &mut t.dropped_late);
+            }
+            Delivery::Duplicate => {
+                self.tally(|t| &mut t.dropped_duplicate);
+            }
+            Delivery::Unknown => {
+                self.tally(|t| &mut t.dropped_unknown);
+            }
+            Delivery::Foreign => {
+                tracing::warn!("reply for a call to another device dropped");
+                self.tally(|t| &mut t.dropped_foreign);
+            }
+        }
+    }
+
+    fn on_presence(&self, device: &str, presence: Option<Presence>) {
+        let mut reg = self.registry.write();
+        let change = reg.apply(device, presence, SystemTime::now());
+        let state = reg.get(device).map(|s| device_proto(device, s));
+        drop(reg);
+        match change {
+            Change::Ignored => return,
+            Change::Offline => {
+                let n = self
+                    .calls
+                    .fail_device(device, &Error::DeviceDisconnected(device.into()));
+                tracing::debug!(device, failed = n, "device offline");
+            }
+            Change::Online | Change::Removed => {}
+        }
+        let state = state.unwrap_or_else(|| v1::Device {
+            id: device.into(),
+            ..Default::default()
+        });
+        self.hub.send(device, Kind::Presence(state));
+    }
+}
+
+impl crate::mqtt::Incoming for Gateway {
+    fn on_ready(&self) {
+        self.tally(|t| &mut t.sessions_up);
+        self.calls.set_connected(true);
+        self.connected.send_replace(true);
+    }
+
+    fn on_lost(&self, why: &str) {
+        tracing::debug!(why, "MQTT session down");
+        self.tally(|t| &mut t.connection_failures);
+        self.calls.set_connected(false);
+        self.connected.send_replace(false);
+    }
+
+    fn on_message(&self, message: Inbound<'_>) {
+        match message {
+            Inbound::Reply { device, id, reply } => {
+                self.count(self.calls.complete(id, device, reply))
+            }
+            Inbound::Accepted { device, id } => self.count(self.calls.mark_accepted(id, device)),
+            Inbound::Presence { device, presence } => self.on_presence(device, presence),
+            Inbound::Event {
+                device,
+                name,
+                payload,
+                content_type,
+            } => self.on_event(device, name, payload, content_type),
+            Inbound::Mismatched => {
+                self.tally(|t| &mut t.dropped_foreign);
+            }
+            Inbound::Malformed => {
+                self.tally(|t| &mut t.dropped_malformed);
+            }
+            Inbound::Unrelated => {}
+        }
+    }
+}
+
+impl Gateway {
+    fn on_event(&self, device: &str, name: &str, payload: Bytes, content_type: Option<String>) {
+        if self.hub.has_watchers() {
+            self.hub.send(
+                device,
+                Kind::Event(v1::DeviceMessage {
+                    name: name.to_owned(),
+                    payload,
+                    content_type: content_type.unwrap_or_default(),
+                }),
+            );
+        }
+    }
+}
