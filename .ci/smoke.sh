@@ -4,7 +4,7 @@
 # with the same arguments; building release here too would double CI time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p thingcall-server -p thingcall-cli -p thingcall-device-sim
+cargo build -q -p thingcall-server -p thingcall-cli -p thingcall-device
 buf=${BUF:-.ci/node/node_modules/.bin/buf}
 bin=${CARGO_TARGET_DIR:-target}/debug
 log=$(mktemp)

@@ -4,7 +4,7 @@
 # received by an OTLP receiver (testkit's otlp-receiver, printing spans).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p thingcall-server -p thingcall-device-sim
+cargo build -q -p thingcall-server -p thingcall-device
 cargo build -q -p thingcall-testkit --bin otlp-receiver
 bin=${CARGO_TARGET_DIR:-target}/debug
 work=$(mktemp -d)

@@ -18,7 +18,7 @@ else
 fi
 payload=64
 
-cargo build --release -q -p thingcall-server -p thingcall-cli -p thingcall-device-sim
+cargo build --release -q -p thingcall-server -p thingcall-cli -p thingcall-device
 cargo build --release -q -p thingcall-testkit --bin delay-proxy
 bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)

@@ -10,8 +10,9 @@
 //! adapters; [`server`] wires it together.
 
 pub mod api;
+/// The embedded MQTT 5 broker (crate `thingcall-broker`).
 #[cfg(feature = "embedded-broker")]
-pub mod broker;
+pub use thingcall_broker as broker;
 pub mod calls;
 pub mod config;
 pub mod error;

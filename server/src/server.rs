@@ -47,7 +47,7 @@ pub struct Running {
     mqtt_stop: watch::Sender<bool>,
     grpc: JoinHandle<std::io::Result<()>>,
     session: JoinHandle<bool>,
-    demo: Vec<thingcall_device_sim::DeviceHandle>,
+    demo: Vec<thingcall_device::DeviceHandle>,
     #[cfg(feature = "embedded-broker")]
     broker: Option<crate::broker::EmbeddedBroker>,
     traces: Option<SdkTracerProvider>,
@@ -76,7 +76,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             {
                 let b =
                     crate::broker::EmbeddedBroker::start(config.embedded_broker_listen, max_packet)
-                        .await?;
+                        .await
+                        .map_err(anyhow::Error::msg)?;
                 let addr = b.addr();
                 broker = Some(b);
                 (addr.ip().to_string(), addr.port())
@@ -171,8 +172,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
 /// `--demo N`: `demo-1` .. `demo-N` on the native contract, plus
 /// `Device001` on the seed contract, as in the AWS sample's walk-through.
-fn demo_devices(config: &Config, mqtt: &(String, u16)) -> Vec<thingcall_device_sim::DeviceHandle> {
-    use thingcall_device_sim::{spawn_device, standard_methods, Contract, DeviceOptions};
+fn demo_devices(config: &Config, mqtt: &(String, u16)) -> Vec<thingcall_device::DeviceHandle> {
+    use thingcall_device::{spawn_device, standard_methods, Contract, DeviceOptions};
     if config.demo == 0 {
         return Vec::new();
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::http::post;
 use common::{reason, req, secs_f, soon, wait_presence, Harness};
-use thingcall_device_sim::{standard_methods, DeviceHandle, Reply};
+use thingcall_device::{standard_methods, DeviceHandle, Reply};
 use thingcall_proto::v1::InvokeRequest;
 use tokio::sync::{mpsc, watch};
 use tonic::Code;

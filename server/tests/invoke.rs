@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{reason, req, secs_f, soon, wait_presence, Harness, SOON};
-use thingcall_device_sim::{standard_methods, Reply};
+use thingcall_device::{standard_methods, Reply};
 use thingcall_proto::v1::{GetDeviceRequest, InvokeRequest};
 use tonic::Code;
 

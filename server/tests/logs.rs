@@ -39,7 +39,7 @@ impl<'a> MakeWriter<'a> for Capture {
 async fn logs_carry_request_ids_and_no_secrets() {
     let capture = Capture::default();
     tracing_subscriber::fmt()
-        .with_env_filter("info,thingcall_server=trace,thingcall_device_sim=trace")
+        .with_env_filter("info,thingcall_server=trace,thingcall_device=trace")
         .json()
         .with_current_span(true)
         .with_span_list(true)

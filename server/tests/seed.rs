@@ -5,7 +5,7 @@ mod common;
 
 use common::http::get;
 use common::{req, Harness};
-use thingcall_device_sim::{spawn_device, standard_methods, Contract};
+use thingcall_device::{spawn_device, standard_methods, Contract};
 use thingcall_proto::v1::Contract as ApiContract;
 
 broker_tests!(
@@ -14,7 +14,7 @@ broker_tests!(
     grpc_calls_a_seed_device
 );
 
-async fn seed_device(h: &Harness, id: &str) -> thingcall_device_sim::DeviceHandle {
+async fn seed_device(h: &Harness, id: &str) -> thingcall_device::DeviceHandle {
     let mut opts = h.device_options(id);
     opts.contract = Contract::Seed;
     let d = spawn_device(opts, standard_methods());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{http, reason, req, secs_f, soon, Broker, Harness};
-use thingcall_device_sim::{Handlers, Reply};
+use thingcall_device::{Handlers, Reply};
 use thingcall_proto::v1::device_event::Kind;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::StreamExt;
@@ -34,6 +34,7 @@ macro_rules! both_brokers {
         mod mosquitto {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(mosquitto), ignore = "mosquitto not installed (apt-get install mosquitto)")]
                 async fn $name() {
                     super::$name(super::Broker::Mosquitto).await;
                 }
@@ -53,7 +54,7 @@ async fn holding_device(
     h: &Harness,
     id: &str,
 ) -> (
-    thingcall_device_sim::DeviceHandle,
+    thingcall_device::DeviceHandle,
     Arc<Semaphore>,
     mpsc::UnboundedReceiver<()>,
 ) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::process::GatewayProcess;
 use common::{req, secs_f, soon, wait_presence};
-use thingcall_device_sim::{spawn_device, DeviceHandle, DeviceOptions, Handlers, Reply};
+use thingcall_device::{spawn_device, DeviceHandle, DeviceOptions, Handlers, Reply};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
 use thingcall_proto::v1::WatchDeviceRequest;
 use tokio::sync::{mpsc, Semaphore};
@@ -141,11 +141,19 @@ mod embedded {
 
 mod mosquitto {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(mosquitto),
+        ignore = "mosquitto not installed (apt-get install mosquitto)"
+    )]
     async fn sigterm_lets_the_call_finish_then_exits_zero() {
         super::sigterm_lets_the_call_finish_then_exits_zero(true).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(mosquitto),
+        ignore = "mosquitto not installed (apt-get install mosquitto)"
+    )]
     async fn a_second_signal_exits_at_once() {
         super::a_second_signal_exits_at_once(true).await;
     }

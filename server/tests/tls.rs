@@ -4,10 +4,14 @@
 mod common;
 
 use common::{req, soon};
-use thingcall_device_sim::{spawn_device, standard_methods, DeviceOptions};
+use thingcall_device::{spawn_device, standard_methods, DeviceOptions};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(mosquitto),
+    ignore = "mosquitto not installed (apt-get install mosquitto)"
+)]
 async fn gateway_session_over_tls() {
     let Some(broker) = thingcall_testkit::Mosquitto::start_with_tls() else {
         return;
@@ -38,6 +42,10 @@ async fn gateway_session_over_tls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(mosquitto),
+    ignore = "mosquitto not installed (apt-get install mosquitto)"
+)]
 async fn untrusted_broker_certificate_is_refused() {
     let Some(broker) = thingcall_testkit::Mosquitto::start_with_tls() else {
         return;

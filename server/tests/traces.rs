@@ -16,7 +16,7 @@ use common::http::request;
 use common::soon;
 use http::Method;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
-use thingcall_device_sim::{spawn_device, standard_methods, DeviceOptions};
+use thingcall_device::{spawn_device, standard_methods, DeviceOptions};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
 use thingcall_proto::v1::InvokeRequest;
 use thingcall_testkit::otlp::{hex, string_attr, Receiver};

@@ -48,9 +48,9 @@ async fn watch_sees_initial_state_offline_online_and_outcomes(h: Harness) {
     // An invocation outcome, then offline, then online again.
     c.invoke(req("pump-2", "echo", b"x")).await.unwrap();
     d1.shutdown().await;
-    let _back = thingcall_device_sim::spawn_device(
+    let _back = thingcall_device::spawn_device(
         h.device_options("pump-1"),
-        thingcall_device_sim::standard_methods(),
+        thingcall_device::standard_methods(),
     );
     let mut seen = Vec::new();
     soon("outcome, offline, online", async {

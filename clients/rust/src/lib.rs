@@ -2,11 +2,12 @@
 #![warn(missing_docs)]
 //! Client side of thingcall: a typed [`Client`] for the gateway's
 //! `DeviceGateway` gRPC API, and the error model ([`CallError`]) that the
-//! `thingcall` binary turns into exit codes.
+//! `thingcall` binary (crate `thingcall-cli`) turns into exit codes. No
+//! MQTT client is in this crate's tree: callers speak gRPC only.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), thingcall_cli::CallError> {
-//! use thingcall_cli::{Client, proto::InvokeRequest};
+//! # async fn demo() -> Result<(), thingcall_client::CallError> {
+//! use thingcall_client::{Client, proto::InvokeRequest};
 //! let mut client = Client::connect("http://127.0.0.1:8080").await?;
 //! let reply = client
 //!     .invoke(InvokeRequest {

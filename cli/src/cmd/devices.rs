@@ -1,0 +1,38 @@
+//! `thingcall devices` and `thingcall device`: the gateway's presence view.
+
+use thingcall_client::{exit, Client};
+
+use super::{write_stdout, Failure};
+use crate::cli::{DeviceArgs, DevicesArgs};
+use crate::format::device;
+
+/// Every matching device, sorted by id (the gateway sorts too, but the
+/// table must not depend on it).
+pub async fn list(server: &str, args: DevicesArgs) -> Result<u8, Failure> {
+    let mut client = Client::connect(server).await?;
+    let mut devices = client
+        .list_devices(args.pattern.as_deref().unwrap_or_default())
+        .await?;
+    devices.sort_by(|a, b| a.id.cmp(&b.id));
+    let text = if args.json {
+        format!("{}\n", device::json_array(&devices))
+    } else {
+        device::table(&devices)
+    };
+    write_stdout(text.as_bytes())?;
+    Ok(exit::OK)
+}
+
+/// One device; an unknown id is whatever error the gateway answers
+/// (typically NOT_FOUND, exit 70).
+pub async fn show(server: &str, args: DeviceArgs) -> Result<u8, Failure> {
+    let mut client = Client::connect(server).await?;
+    let found = client.get_device(&args.id).await?;
+    let text = if args.json {
+        format!("{}\n", device::device_fields(&found))
+    } else {
+        device::table(std::slice::from_ref(&found))
+    };
+    write_stdout(text.as_bytes())?;
+    Ok(exit::OK)
+}

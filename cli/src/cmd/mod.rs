@@ -1,0 +1,99 @@
+//! Runs one subcommand and turns its outcome into the process exit code,
+//! printing at most one `thingcall: ...` line on stderr on failure.
+
+mod devices;
+mod invoke;
+mod watch;
+
+use std::io::{self, Write};
+
+use thingcall_client::{exit, CallError};
+
+use crate::cli::{Cli, Command};
+
+/// Why a command failed, with what it should print and exit with.
+#[derive(Debug)]
+pub enum Failure {
+    /// The gateway (or the way to it) reported an error. `verbose` adds the
+    /// `ErrorInfo` metadata to the line.
+    Call { err: CallError, verbose: bool },
+    /// A problem on this side (unreadable payload file, stdout gone).
+    Local { message: String, exit: u8 },
+}
+
+impl From<CallError> for Failure {
+    fn from(err: CallError) -> Self {
+        Failure::Call {
+            err,
+            verbose: false,
+        }
+    }
+}
+
+impl Failure {
+    /// The single stderr line (without the `thingcall: ` prefix).
+    fn message(&self) -> String {
+        match self {
+            Failure::Call { err, verbose } => {
+                let mut line = err.to_string();
+                if *verbose && !err.metadata.is_empty() {
+                    let pairs: Vec<String> = err
+                        .metadata
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    line.push_str(&format!(" ({})", pairs.join(" ")));
+                }
+                line
+            }
+            Failure::Local { message, .. } => message.clone(),
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Call { err, .. } => err.exit_code(),
+            Failure::Local { exit, .. } => *exit,
+        }
+    }
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let result = match cli.command {
+        Command::Invoke(args) => invoke::run(&cli.server, args).await,
+        Command::Watch(args) => watch::run(&cli.server, args).await,
+        Command::Devices(args) => devices::list(&cli.server, args).await,
+        Command::Device(args) => devices::show(&cli.server, args).await,
+        Command::Bench(args) => match thingcall_bench::run(&cli.server, args).await {
+            Ok(report) => write_stdout(report.as_bytes()).map(|_| exit::OK),
+            Err(setup) => {
+                let (message, exit) = setup.into_message_and_exit();
+                Err(Failure::Local { message, exit })
+            }
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            // One line, whatever the message contains.
+            let text = failure.message().replace(['\n', '\r'], " ");
+            let _ = writeln!(io::stderr(), "thingcall: {text}");
+            failure.exit_code()
+        }
+    }
+}
+
+/// Writes `bytes` to stdout. A closed pipe (`thingcall ... | head`) is not
+/// an error worth reporting: returns `Ok(false)` so the caller stops.
+pub fn write_stdout(bytes: &[u8]) -> Result<bool, Failure> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Failure::Local {
+            message: format!("cannot write to stdout: {e}"),
+            exit: exit::OTHER,
+        }),
+    }
+}
