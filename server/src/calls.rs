@@ -54,6 +54,9 @@ struct Inner {
     connected: bool,
     /// Draining: no new calls; [`CallTable::wait_empty`] waits for the rest.
     closed: bool,
+    /// Callers of [`CallTable::wait_empty`] now: only then does emptying
+    /// the table wake anyone (it empties after every call at low load).
+    empty_waiters: usize,
     calls: HashMap<CallId, Pending>,
     ended: HashMap<CallId, Ended>,
     ended_order: VecDeque<CallId>,
@@ -73,7 +76,7 @@ impl Inner {
     /// Whether the last call of a closed table just ended: then the
     /// waiters of [`CallTable::wait_empty`] must be woken.
     fn drained(&self) -> bool {
-        self.closed && self.calls.is_empty()
+        (self.closed || self.empty_waiters > 0) && self.calls.is_empty()
     }
 
     /// Why a reply for `id` found no call.
@@ -234,9 +237,18 @@ impl CallTable {
         self.wake_if(drained);
     }
 
-    /// Waits until no call is in flight; meant for a closed table, which
-    /// admits no new ones (an open one may fill again at once).
+    /// Waits until no call is in flight. A closed table admits no new
+    /// ones, so it stays empty; an open one may fill again at once.
     pub async fn wait_empty(&self) {
+        /// Counts this waiter for as long as it waits, however it ends.
+        struct Waiting<'a>(&'a CallTable);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.inner.lock().empty_waiters -= 1;
+            }
+        }
+        self.inner.lock().empty_waiters += 1;
+        let _waiting = Waiting(self);
         loop {
             let emptied = self.emptied.notified();
             tokio::pin!(emptied);

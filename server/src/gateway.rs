@@ -198,7 +198,7 @@ impl Gateway {
             dropped_unknown: t.dropped_unknown,
             dropped_foreign: t.dropped_foreign,
             dropped_malformed: t.dropped_malformed,
-            watchers: hub.watchers.load(Ordering::Relaxed),
+            watchers: *hub.watchers.borrow(),
             watch_lagged: hub.lagged.load(Ordering::Relaxed),
             idempotent_replays: self.idempotency.replays(),
         };
@@ -224,9 +224,15 @@ impl Gateway {
         self.drain_signal.subscribe()
     }
 
-    /// Waits until every call in flight has ended (after [`Gateway::drain`]).
-    pub async fn wait_drained(&self) {
+    /// Waits until no call is in flight: after [`Gateway::drain`], until
+    /// every call has ended; before it, a moment that may pass at once.
+    pub async fn wait_idle(&self) {
         self.calls.wait_empty().await;
+    }
+
+    /// Follows the number of open watch streams.
+    pub fn watchers(&self) -> watch::Receiver<usize> {
+        self.hub.watchers()
     }
 
     /// Fails every call still in flight with `SHUTTING_DOWN`; returns how

@@ -295,7 +295,7 @@ impl Running {
         if in_flight > 0 {
             tracing::info!(in_flight, drain_timeout = ?self.drain_timeout, "draining calls in flight");
         }
-        let drained = tokio::time::timeout(self.drain_timeout, self.gateway.wait_drained())
+        let drained = tokio::time::timeout(self.drain_timeout, self.gateway.wait_idle())
             .await
             .is_ok();
         let aborted = if drained {

@@ -5,7 +5,7 @@
 //! oldest events and learns how many through a `lagged` event, so a stuck
 //! client cannot slow calls or presence handling.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -30,8 +30,8 @@ pub struct Hub {
 /// Figures for `/metrics`, shared with the watcher tasks.
 #[derive(Debug, Default)]
 pub struct HubStats {
-    /// Watch streams open now.
-    pub watchers: AtomicUsize,
+    /// Watch streams open now; a watch channel, so a change can be awaited.
+    pub watchers: watch::Sender<usize>,
     /// Events watchers missed by reading too slowly.
     pub lagged: AtomicU64,
 }
@@ -41,7 +41,7 @@ struct Open(Arc<HubStats>);
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+        self.0.watchers.send_modify(|n| *n -= 1);
     }
 }
 
@@ -55,6 +55,11 @@ impl Hub {
             closed: watch::channel(false).0,
             stats: Arc::default(),
         }
+    }
+
+    /// Follows the number of open watch streams.
+    pub fn watchers(&self) -> watch::Receiver<usize> {
+        self.stats.watchers.subscribe()
     }
 
     /// Watchers open and events they missed.
@@ -98,7 +103,7 @@ impl Hub {
     ) -> ReceiverStream<SharedEvent> {
         let (tx, out) = mpsc::channel(self.per_watcher);
         let closed = self.closed.subscribe();
-        self.stats.watchers.fetch_add(1, Ordering::Relaxed);
+        self.stats.watchers.send_modify(|n| *n += 1);
         let open = Open(self.stats.clone());
         tokio::spawn(forward(
             rx,

@@ -123,12 +123,8 @@ async fn grpc_deadline_shorter_than_timeout_wins(h: Harness) {
         "ended by the 400ms gRPC deadline, not the 60s timeout"
     );
     // The gateway cleans up the call whichever side noticed first.
-    soon("table empty", async {
-        while h.gw().gateway.in_flight() != 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    soon("table empty", h.gw().gateway.wait_idle()).await;
+    assert_eq!(h.gw().gateway.in_flight(), 0);
     h.stop().await;
 }
 
@@ -264,9 +260,19 @@ async fn device_error_status_passes_through(h: Harness) {
 }
 
 async fn broker_loss_fails_calls_and_gateway_recovers(mut h: Harness) {
-    let d = h.device("bl-1").await;
+    // `hold` tells the test when the call reached the device, then sleeps.
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let handlers = standard_methods().method("hold", move |_| {
+        let started = started_tx.clone();
+        async move {
+            let _ = started.send(());
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Reply::ok("never")
+        }
+    });
+    let d = h.device_with(h.device_options("bl-1"), handlers).await;
     let mut c = h.client.clone();
-    let mut r = req("bl-1", "sleep", b"30000");
+    let mut r = req("bl-1", "hold", b"");
     r.timeout = secs_f(60.0);
     let call = {
         let mut c = c.clone();
@@ -275,13 +281,8 @@ async fn broker_loss_fails_calls_and_gateway_recovers(mut h: Harness) {
             (c.invoke(r).await, t.elapsed())
         })
     };
-    // The call is in flight once the gateway's table holds it.
-    soon("call in flight", async {
-        while h.gw().gateway.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    soon("call reached the device", started.recv()).await;
+    assert_eq!(h.gw().gateway.in_flight(), 1);
     let mut connected = h.gw().gateway.connected();
     h.kill_broker().await;
     let (res, elapsed) = soon("call fails", call).await.unwrap();

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use common::http::{get, post};
 use common::{reason, req, secs_f, soon, wait_presence, Harness};
@@ -81,18 +80,20 @@ async fn metrics_count_what_was_done(h: Harness) {
 
     // The late reply lands once the device wakes; the watch above is the
     // one watcher left once the harness's own watches have closed.
-    let m = soon("late reply counted, harness watchers closed", async {
-        loop {
-            let m = scrape(&h).await;
-            if m["thingcall_replies_dropped_total{cause=\"late\"}"] == 1.0
-                && m["thingcall_watchers"] == 1.0
-            {
-                return m;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let core = &h.gw().gateway;
+    let (mut tallies, mut watchers) = (core.tallies(), core.watchers());
+    soon(
+        "late reply counted",
+        tallies.wait_for(|t| t.dropped_late == 1),
+    )
+    .await
+    .expect("gateway alive");
+    soon("harness watchers closed", watchers.wait_for(|n| *n == 1))
+        .await
+        .expect("gateway alive");
+    let m = scrape(&h).await;
+    assert_eq!(m["thingcall_replies_dropped_total{cause=\"late\"}"], 1.0);
+    assert_eq!(m["thingcall_watchers"], 1.0);
 
     let calls = [
         ("echo", "OK", 4.0),

@@ -9,16 +9,16 @@
 
 mod common;
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::http::request;
-use common::soon;
+use common::process::GatewayProcess;
+use common::{soon, wait_presence};
 use http::Method;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
 use thingcall_device::{spawn_device, standard_methods, DeviceOptions};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
-use thingcall_proto::v1::InvokeRequest;
+use thingcall_proto::v1::{InvokeRequest, WatchDeviceRequest};
 use thingcall_testkit::otlp::{hex, string_attr, Receiver};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -27,37 +27,6 @@ const PARENT_ID: &str = "00f067aa0ba902b7";
 fn attr(span: &Span, key: &str) -> String {
     string_attr(&span.attributes, key)
         .unwrap_or_else(|| panic!("span {:?} has no {key}: {:?}", span.name, span.attributes))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The gateway process; stopped with SIGTERM so it flushes its spans.
-struct Gateway(Child);
-
-impl Gateway {
-    /// Stops the gateway and returns what it logged.
-    fn terminate(mut self) -> String {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let mut logs = String::new();
-        if let Some(mut err) = self.0.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut err, &mut logs);
-        }
-        let _ = self.0.wait();
-        logs
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,29 +55,20 @@ async fn one_trace_from_caller_through_gateway_and_device() {
     std::env::remove_var("OTEL_SDK_DISABLED");
 
     // The gateway, in its own process, with its embedded broker.
-    let (port, mqtt) = (free_port(), free_port());
-    let gw = Gateway(
-        Command::new(env!("CARGO_BIN_EXE_thingcall-server"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--embedded-broker-listen", &format!("127.0.0.1:{mqtt}")])
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-            .env_remove("OTEL_SERVICE_NAME")
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "warn,thingcall_server=debug")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("gateway binary"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let mut client = soon("gateway listening", async {
-        loop {
-            if let Ok(c) = DeviceGatewayClient::connect(base.clone()).await {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let mut gw = GatewayProcess::start_logging("warn,thingcall_server=debug", &[]).await;
+    let base = gw.base();
+    let mqtt = gw.mqtt.port();
+    let mut client = DeviceGatewayClient::connect(base.clone())
+        .await
+        .expect("gateway listening");
+    let mut watch = client
+        .watch_device(WatchDeviceRequest {
+            target: "tr-1".into(),
+            include_events: false,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
 
     // The device, here, exporting as thingcall-sim.
     let provider = thingcall_proto::trace::provider_from_env("thingcall-sim")
@@ -120,20 +80,7 @@ async fn one_trace_from_caller_through_gateway_and_device() {
     opts.ack = true;
     let device = spawn_device(opts, standard_methods());
     soon("device online", device.wait_online()).await;
-    soon("gateway sees the device", async {
-        loop {
-            let got = client
-                .get_device(thingcall_proto::v1::GetDeviceRequest {
-                    target: "tr-1".into(),
-                })
-                .await;
-            if got.is_ok_and(|d| d.into_inner().online) {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    wait_presence(&mut watch, "tr-1", true).await;
 
     // 1. curl's call: HTTP/JSON with a traceparent.
     let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
@@ -170,27 +117,26 @@ async fn one_trace_from_caller_through_gateway_and_device() {
     let slow = call("sleep", b"1500", 0.2, &"2".repeat(32));
     assert!(client.invoke(slow).await.is_err());
 
-    // Flush both processes.
-    let logs = gw.terminate();
-    let line = logs
-        .lines()
-        .find(|l| l.contains("call finished") && l.contains(&request_id))
-        .unwrap_or_else(|| panic!("no log line for {request_id}:\n{logs}"));
+    let line = gw
+        .wait_line("the call's log line", |l| {
+            l.contains("call finished") && l.contains(&request_id)
+        })
+        .await;
     assert!(line.contains(TRACE_ID), "the line names the trace: {line}");
+    // Flush both processes.
+    gw.signal("TERM");
+    assert_eq!(gw.exit_status().await.code(), Some(0));
     let _ = tokio::task::spawn_blocking(move || provider.force_flush()).await;
 
-    let spans = soon("gateway and device spans exported", async {
-        loop {
-            let spans = receiver.spans();
+    let spans = soon(
+        "gateway and device spans exported",
+        receiver.wait_for(|spans| {
             let ours = |t: &str| spans.iter().filter(|(_, s)| hex(&s.trace_id) == t).count();
             // Call 1: server + publish + device. Call 2: the same. Call 3:
             // server + publish (the device span ends after the export).
-            if ours(TRACE_ID) >= 3 && ours(&"1".repeat(32)) >= 3 && ours(&"2".repeat(32)) >= 2 {
-                return spans;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
+            ours(TRACE_ID) >= 3 && ours(&"1".repeat(32)) >= 3 && ours(&"2".repeat(32)) >= 2
+        }),
+    )
     .await;
     let find = |trace: &str, kind: SpanKind| {
         spans

@@ -20,6 +20,8 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 #[derive(Clone, Default)]
 pub struct Receiver {
     spans: Arc<Mutex<Vec<(String, Span)>>>,
+    /// Counts export requests, so a test can wait for the next one.
+    exports: Arc<tokio::sync::watch::Sender<u64>>,
     print: bool,
 }
 
@@ -54,6 +56,25 @@ impl Receiver {
     pub fn spans(&self) -> Vec<(String, Span)> {
         self.spans.lock().unwrap().clone()
     }
+
+    /// Waits until the spans received so far satisfy `done`, looking again
+    /// after each export; returns them.
+    pub async fn wait_for(
+        &self,
+        mut done: impl FnMut(&[(String, Span)]) -> bool,
+    ) -> Vec<(String, Span)> {
+        let mut exports = self.exports.subscribe();
+        loop {
+            let spans = self.spans();
+            if done(&spans) {
+                return spans;
+            }
+            exports
+                .changed()
+                .await
+                .expect("the receiver outlives its waiters");
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -78,6 +99,8 @@ impl TraceService for Receiver {
             }
         }
         let _ = out.flush();
+        drop(got);
+        self.exports.send_modify(|n| *n += 1);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }

@@ -161,18 +161,11 @@ impl Harness {
     pub async fn restart_broker(&mut self) {
         match &mut self.broker {
             BrokerProc::Embedded(b) => {
-                // The port may linger briefly after the old listener closed.
-                let started = soon("embedded broker restart", async {
-                    loop {
-                        match thingcall_server::broker::EmbeddedBroker::start(self.mqtt, 1 << 20)
-                            .await
-                        {
-                            Ok(nb) => return nb,
-                            Err(_) => tokio::task::yield_now().await,
-                        }
-                    }
-                })
-                .await;
+                // `kill_broker` waited for the old broker to stop, so its
+                // listener is closed and the port is free again.
+                let started = thingcall_server::broker::EmbeddedBroker::start(self.mqtt, 1 << 20)
+                    .await
+                    .expect("embedded broker restarts on its port");
                 *b = Some(started);
             }
             BrokerProc::Mosquitto(m) => m.restart(),

@@ -14,7 +14,7 @@ use super::soon;
 /// A running gateway process, killed when dropped.
 pub struct GatewayProcess {
     child: Child,
-    lines: mpsc::UnboundedReceiver<serde_json::Value>,
+    lines: mpsc::UnboundedReceiver<String>,
     /// Its one port (gRPC, gRPC-web, HTTP/JSON).
     pub grpc: SocketAddr,
     /// The broker it uses.
@@ -26,6 +26,11 @@ impl GatewayProcess {
     /// logs and an embedded broker on a free port unless `args` name a
     /// broker) and returns once it listens.
     pub async fn start(args: &[&str]) -> GatewayProcess {
+        Self::start_logging("warn,thingcall_server=info", args).await
+    }
+
+    /// [`GatewayProcess::start`] with `RUST_LOG` set to `filter`.
+    pub async fn start_logging(filter: &str, args: &[&str]) -> GatewayProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_thingcall-server"))
             .args([
                 "--listen",
@@ -35,7 +40,7 @@ impl GatewayProcess {
             ])
             .args(["--log-format", "json"])
             .args(args)
-            .env("RUST_LOG", "warn,thingcall_server=info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -47,9 +52,7 @@ impl GatewayProcess {
         tokio::spawn(async move {
             let mut reader = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = reader.next_line().await {
-                let parsed = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| serde_json::json!({"fields": {"message": line}}));
-                if tx.send(parsed).is_err() {
+                if tx.send(line).is_err() {
                     return;
                 }
             }
@@ -79,14 +82,27 @@ impl GatewayProcess {
 
     /// Waits for a log line whose message is `message`; returns the line.
     pub async fn wait_log(&mut self, message: &str) -> serde_json::Value {
+        let line = self
+            .wait_line(&format!("log line {message:?}"), |l| {
+                l.contains(message)
+                    && serde_json::from_str::<serde_json::Value>(l)
+                        .is_ok_and(|v| v["fields"]["message"] == message)
+            })
+            .await;
+        serde_json::from_str(&line).expect("JSON log line")
+    }
+
+    /// Waits for a log line (as printed) that `wanted` accepts; earlier
+    /// lines are passed over.
+    pub async fn wait_line(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let lines = &mut self.lines;
-        soon(&format!("log line {message:?}"), async {
+        soon(what, async {
             while let Some(line) = lines.recv().await {
-                if line["fields"]["message"] == message {
+                if wanted(&line) {
                     return line;
                 }
             }
-            panic!("the gateway's stderr ended before {message:?}");
+            panic!("the gateway's stderr ended before {what}");
         })
         .await
     }
