@@ -23,44 +23,16 @@ pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
 mod tests {
     use super::*;
 
-    fn ok(url: &str) -> (String, u16) {
-        parse_mqtt_url(url).unwrap_or_else(|e| panic!("{url}: {e}"))
-    }
-
+    /// The spellings themselves are `BrokerUrl`'s tests; here, what a device adds.
     #[test]
-    fn accepted() {
-        assert_eq!(ok("mqtt://127.0.0.1:1883"), ("127.0.0.1".into(), 1883));
-        assert_eq!(ok("tcp://broker:18830"), ("broker".into(), 18830));
-        assert_eq!(ok("mqtt://broker"), ("broker".into(), 1883));
-        assert_eq!(ok("MQTT://broker:1/"), ("broker".into(), 1));
-        assert_eq!(ok(" mqtt://[::1]:1884 "), ("::1".into(), 1884));
-        assert_eq!(ok("mqtt://[::1]"), ("::1".into(), 1883));
-    }
-
-    #[test]
-    fn refused() {
-        for bad in [
-            "",
-            "127.0.0.1:1883",
-            "mqtts://broker:8883",
-            "ws://broker",
-            "mqtt://",
-            "mqtt://:1883",
-            "mqtt://broker:",
-            "mqtt://broker:0",
-            "mqtt://broker:70000",
-            "mqtt://broker:x",
-            "mqtt://user@broker",
-            "mqtt://broker/path",
-            "mqtt://::1",
-            "mqtt://[::1",
-            "mqtt://[::1]x",
-        ] {
+    fn plain_urls_only() {
+        assert_eq!(
+            parse_mqtt_url("mqtt://127.0.0.1:1883"),
+            Ok(("127.0.0.1".into(), 1883))
+        );
+        for bad in ["mqtts://broker:8883", "ssl://broker", "127.0.0.1:1883"] {
             let err = parse_mqtt_url(bad).expect_err(bad);
-            assert!(
-                !err.contains('\n') && err.starts_with("invalid MQTT URL"),
-                "{err}"
-            );
+            assert!(err.starts_with("invalid MQTT URL"), "{err}");
         }
     }
 }

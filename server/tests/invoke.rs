@@ -260,16 +260,8 @@ async fn device_error_status_passes_through(h: Harness) {
 }
 
 async fn broker_loss_fails_calls_and_gateway_recovers(mut h: Harness) {
-    // `hold` tells the test when the call reached the device, then sleeps.
-    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
-    let handlers = standard_methods().method("hold", move |_| {
-        let started = started_tx.clone();
-        async move {
-            let _ = started.send(());
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            Reply::ok("never")
-        }
-    });
+    // `hold` tells the test when the call reached the device; it never answers.
+    let (handlers, _gate, mut started) = common::holding_methods();
     let d = h.device_with(h.device_options("bl-1"), handlers).await;
     let mut c = h.client.clone();
     let mut r = req("bl-1", "hold", b"");

@@ -9,8 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{http, reason, req, secs_f, soon, Broker, Harness};
-use thingcall_device::{Handlers, Reply};
+use common::{holding_methods, http, reason, req, secs_f, soon, Broker, Harness};
 use thingcall_proto::v1::device_event::Kind;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::StreamExt;
@@ -48,8 +47,7 @@ both_brokers!(
     calls_past_the_drain_window_fail_with_shutting_down,
 );
 
-/// A device whose `hold` method reports each start on `started` and answers
-/// only when the test adds a permit to the returned semaphore.
+/// A device whose `hold` calls stay in flight until the test opens the gate.
 async fn holding_device(
     h: &Harness,
     id: &str,
@@ -58,17 +56,7 @@ async fn holding_device(
     Arc<Semaphore>,
     mpsc::UnboundedReceiver<()>,
 ) {
-    let gate = Arc::new(Semaphore::new(0));
-    let (tx, started) = mpsc::unbounded_channel();
-    let g = gate.clone();
-    let handlers = Handlers::new().method("hold", move |r| {
-        let (gate, tx) = (g.clone(), tx.clone());
-        async move {
-            let _ = tx.send(());
-            gate.acquire().await.expect("gate open").forget();
-            Reply::ok(r.payload)
-        }
-    });
+    let (handlers, gate, started) = holding_methods();
     let d = h.device_with(h.device_options(id), handlers).await;
     (d, gate, started)
 }

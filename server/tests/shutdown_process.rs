@@ -7,8 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::process::GatewayProcess;
-use common::{req, secs_f, soon, wait_presence};
-use thingcall_device::{spawn_device, DeviceHandle, DeviceOptions, Handlers, Reply};
+use common::{holding_methods, req, secs_f, soon, wait_presence};
+use thingcall_device::{spawn_device, DeviceHandle, DeviceOptions};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
 use thingcall_proto::v1::WatchDeviceRequest;
 use tokio::sync::{mpsc, Semaphore};
@@ -44,17 +44,7 @@ async fn setup(mosquitto: bool, args: &[&str]) -> Option<Setup> {
         .await
         .expect("grpc connect");
 
-    let gate = Arc::new(Semaphore::new(0));
-    let (tx, started) = mpsc::unbounded_channel();
-    let g = gate.clone();
-    let handlers = Handlers::new().method("hold", move |r| {
-        let (gate, tx) = (g.clone(), tx.clone());
-        async move {
-            let _ = tx.send(());
-            gate.acquire().await.expect("gate open").forget();
-            Reply::ok(r.payload)
-        }
-    });
+    let (handlers, gate, started) = holding_methods();
     let mut watch = client
         .clone()
         .watch_device(WatchDeviceRequest {

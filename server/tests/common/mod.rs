@@ -198,6 +198,29 @@ pub async fn wait_presence(watch: &mut tonic::Streaming<DeviceEvent>, device: &s
     .await
 }
 
+/// The standard methods plus `hold`, which reports each start on the
+/// returned receiver and answers (with its payload) only when the test adds
+/// a permit to the returned semaphore: calls that stay in flight until the
+/// test says otherwise, and a way to know they reached the device.
+pub fn holding_methods() -> (
+    Handlers,
+    std::sync::Arc<tokio::sync::Semaphore>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let (tx, started) = tokio::sync::mpsc::unbounded_channel();
+    let g = gate.clone();
+    let handlers = standard_methods().method("hold", move |r| {
+        let (gate, tx) = (g.clone(), tx.clone());
+        async move {
+            let _ = tx.send(());
+            gate.acquire().await.expect("gate open").forget();
+            thingcall_device::Reply::ok(r.payload)
+        }
+    });
+    (handlers, gate, started)
+}
+
 pub fn req(target: &str, method: &str, payload: &[u8]) -> InvokeRequest {
     InvokeRequest {
         target: target.into(),
