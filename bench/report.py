@@ -123,6 +123,7 @@ device connections plus its own; the presence leg uses {presence['devices']}.)
 ```sh
 bench/run.sh            # full run, writes bench/results/latest.json and this file
 bench/run.sh --smoke    # a few seconds per leg; what CI runs
+bench/ab.sh OLD NEW     # two gateway binaries interleaved on one broker: did a change cost anything?
 ```
 """
 marker = "<!-- analysis -->"
