@@ -71,6 +71,8 @@ pub struct DeviceOptions {
     /// MQTT keep-alive (default 30 s; 5 s to about 18 h is used); how fast the
     /// broker notices a dead device and publishes its Will.
     pub keep_alive: Duration,
+    /// Broker login, when the broker wants one (default none).
+    pub credentials: Option<thingcall_proto::wire::Credentials>,
 }
 
 impl DeviceOptions {
@@ -89,6 +91,7 @@ impl DeviceOptions {
             fail_rate: 0.0,
             announce_methods: true,
             keep_alive: Duration::from_secs(30),
+            credentials: None,
         }
     }
 }

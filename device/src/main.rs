@@ -51,6 +51,13 @@ struct Cli {
         default_value = "mqtt://127.0.0.1:1883"
     )]
     mqtt_url: String,
+    /// Username every device logs in to the broker with; the password comes
+    /// from --mqtt-password-file or THINGCALL_MQTT_PASSWORD.
+    #[arg(long, env = "THINGCALL_MQTT_USERNAME", value_name = "NAME")]
+    mqtt_username: Option<String>,
+    /// File whose first line is the broker password.
+    #[arg(long, env = "THINGCALL_MQTT_PASSWORD_FILE", value_name = "FILE")]
+    mqtt_password_file: Option<std::path::PathBuf>,
     /// Number of devices named <ID_PREFIX>1..<ID_PREFIX>N (default 1 when no
     /// --device-id is given).
     #[arg(long, env = "THINGCALL_DEVICES")]
@@ -177,6 +184,12 @@ impl Plan {
         template.fail_rate = cli.fail_rate;
         template.announce_methods = !cli.no_announce;
         template.keep_alive = cli.keep_alive;
+        let password = std::env::var("THINGCALL_MQTT_PASSWORD").ok();
+        template.credentials = thingcall_proto::wire::Credentials::from_sources(
+            cli.mqtt_username.as_deref(),
+            cli.mqtt_password_file.as_deref(),
+            password.as_deref(),
+        )?;
         Ok(Plan {
             url: cli.mqtt_url,
             ids,
@@ -364,6 +377,30 @@ mod tests {
     fn plan(args: &[&str]) -> Result<Plan, String> {
         let argv = std::iter::once("thingcall-sim").chain(args.iter().copied());
         Plan::new(Cli::try_parse_from(argv).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn broker_login() {
+        let file = std::env::temp_dir().join(format!("tc-sim-pw-{}", std::process::id()));
+        std::fs::write(&file, "pw\n").unwrap();
+        let p = plan(&[
+            "--mqtt-username",
+            "sim",
+            "--mqtt-password-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        let login = p.template.credentials.expect("a login");
+        assert_eq!(
+            (login.username.as_str(), login.password.expose()),
+            ("sim", "pw")
+        );
+        let Err(err) = plan(&["--mqtt-password-file", file.to_str().unwrap()]) else {
+            panic!("a password without a username was accepted");
+        };
+        assert!(err.contains("username"), "{err}");
+        std::fs::remove_file(&file).unwrap();
+        assert!(plan(&[]).unwrap().template.credentials.is_none());
     }
 
     #[test]

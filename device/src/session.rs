@@ -194,6 +194,9 @@ fn mqtt_options(shared: &Shared, session: &str) -> MqttOptions {
         .set_outgoing_inflight_upper_limit(PUBLISH_SLOTS as u16)
         .set_max_packet_size(Some(MAX_PACKET_BYTES))
         .set_network_options(network);
+    if let Some(c) = &opts.credentials {
+        mo.set_credentials(c.username.clone(), c.password.expose());
+    }
     if opts.contract == Contract::Native {
         mo.set_last_will(will(shared, session));
     }

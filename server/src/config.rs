@@ -5,9 +5,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use thingcall_proto::wire::Credentials;
 
 /// Exit code for bad configuration (`EX_USAGE` from sysexits.h).
 pub const EX_USAGE: i32 = 64;
+
+/// The environment variable holding the broker password.
+pub const PASSWORD_ENV: &str = "THINGCALL_MQTT_PASSWORD";
 
 /// thingcall gateway: call methods on MQTT 5 devices synchronously over gRPC.
 #[derive(Debug, Clone, Parser)]
@@ -25,6 +29,16 @@ pub struct Config {
     /// PEM file of the CA that signed the broker's certificate (with mqtts://).
     #[arg(long, env = "THINGCALL_MQTT_CA", value_name = "FILE")]
     pub mqtt_ca: Option<std::path::PathBuf>,
+
+    /// Username to log in to the broker with; the password comes from
+    /// --mqtt-password-file or the environment variable
+    /// THINGCALL_MQTT_PASSWORD (never a flag: it would show in `ps`).
+    #[arg(long, env = "THINGCALL_MQTT_USERNAME", value_name = "NAME")]
+    pub mqtt_username: Option<String>,
+
+    /// File whose first line is the broker password (with --mqtt-username).
+    #[arg(long, env = "THINGCALL_MQTT_PASSWORD_FILE", value_name = "FILE")]
+    pub mqtt_password_file: Option<std::path::PathBuf>,
 
     /// Where the embedded broker listens (when no --mqtt-url).
     #[arg(
@@ -141,6 +155,11 @@ impl Config {
                 return Err(format!("--mqtt-ca {}: not a PEM certificate", ca.display()));
             }
         }
+        if self.mqtt_credentials()?.is_some() && self.mqtt_url.is_none() {
+            return Err(
+                "--mqtt-username needs --mqtt-url (the embedded broker takes no login)".into(),
+            );
+        }
         if let Some(id) = &self.gateway_id {
             thingcall_proto::wire::validate_id("--gateway-id", id).map_err(|e| e.to_string())?;
         }
@@ -172,6 +191,18 @@ impl Config {
             return Err("--max-in-flight must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The broker login: `--mqtt-username` with the password from
+    /// `--mqtt-password-file` or `THINGCALL_MQTT_PASSWORD`.
+    pub fn mqtt_credentials(&self) -> Result<Option<Credentials>, String> {
+        let env = std::env::var(PASSWORD_ENV).ok();
+        Credentials::from_sources(
+            self.mqtt_username.as_deref(),
+            self.mqtt_password_file.as_deref(),
+            env.as_deref(),
+        )
+        .map_err(|e| format!("{e} (--mqtt-username, --mqtt-password-file, {PASSWORD_ENV})"))
     }
 
     /// The default contract as the API's enum.
@@ -248,6 +279,47 @@ mod tests {
         ] {
             assert!(parse(args).is_err(), "{args:?} accepted");
         }
+    }
+
+    #[test]
+    fn broker_logins() {
+        let file = std::env::temp_dir().join(format!("tc-config-pw-{}", std::process::id()));
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let path = file.to_str().unwrap();
+        let c = parse(&[
+            "--mqtt-url",
+            "mqtt://b:1883",
+            "--mqtt-username",
+            "gw",
+            "--mqtt-password-file",
+            path,
+        ])
+        .unwrap();
+        let login = c.mqtt_credentials().unwrap().expect("a login");
+        assert_eq!(
+            (login.username.as_str(), login.password.expose()),
+            ("gw", "s3cret")
+        );
+        assert!(
+            !format!("{c:?} {login:?}").contains("s3cret"),
+            "never printed"
+        );
+        for args in [
+            &["--mqtt-username", "gw"][..],
+            &["--mqtt-url", "mqtt://b:1883", "--mqtt-password-file", path],
+            &[
+                "--mqtt-url",
+                "mqtt://b:1883",
+                "--mqtt-username",
+                "gw",
+                "--mqtt-password-file",
+                "/nonexistent",
+            ],
+        ] {
+            let err = parse(args).expect_err("refused");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
         _ => None,
     };
+    let credentials = config.mqtt_credentials().map_err(anyhow::Error::msg)?;
     let settings = SessionSettings {
         tls_ca,
         host: mqtt_addr.0.clone(),
@@ -117,6 +118,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         max_packet_size: max_packet as u32,
         keep_alive: Duration::from_secs(30),
         request_qos: config.qos,
+        credentials: credentials.clone(),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_secs(5),
         // Every call in flight, plus room for subscribes and acks.
@@ -151,7 +153,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_stop_rx,
     ));
 
-    let demo = demo_devices(&config, &mqtt_addr);
+    let demo = demo_devices(&config, &mqtt_addr, credentials);
 
     Ok(Running {
         grpc_addr,
@@ -172,13 +174,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
 /// `--demo N`: `demo-1` .. `demo-N` on the native contract, plus
 /// `Device001` on the seed contract, as in the AWS sample's walk-through.
-fn demo_devices(config: &Config, mqtt: &(String, u16)) -> Vec<thingcall_device::DeviceHandle> {
+fn demo_devices(
+    config: &Config,
+    mqtt: &(String, u16),
+    credentials: Option<thingcall_proto::wire::Credentials>,
+) -> Vec<thingcall_device::DeviceHandle> {
     use thingcall_device::{spawn_device, standard_methods, Contract, DeviceOptions};
     if config.demo == 0 {
         return Vec::new();
     }
     let options = |id: String| DeviceOptions {
         topics: thingcall_proto::wire::Topics::new(config.topic_root.clone()),
+        // Demo devices log in as the gateway does.
+        credentials: credentials.clone(),
         ..DeviceOptions::new(id, mqtt.0.clone(), mqtt.1)
     };
     (1..=config.demo)

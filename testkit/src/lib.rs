@@ -23,6 +23,8 @@ pub struct Mosquitto {
     dir: tempfile::TempDir,
     port: u16,
     tls_port: Option<u16>,
+    /// Set when only this login may connect (no anonymous clients).
+    password_file: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -49,16 +51,23 @@ impl Mosquitto {
     /// connections; `None` (after saying so on stderr) when it is not
     /// installed and `CI` is not set.
     pub fn start() -> Option<Self> {
-        Self::launch(false)
+        Self::launch(false, None)
+    }
+
+    /// Like [`Mosquitto::start`], but anonymous clients are refused: only
+    /// `username` with `password` may connect (a `password_file` made with
+    /// `mosquitto_passwd`).
+    pub fn start_with_password(username: &str, password: &str) -> Option<Self> {
+        Self::launch(false, Some((username, password)))
     }
 
     /// Like [`Mosquitto::start`], plus a TLS listener with a certificate
     /// for 127.0.0.1 generated on the fly (see [`Mosquitto::ca_path`]).
     pub fn start_with_tls() -> Option<Self> {
-        Self::launch(true)
+        Self::launch(true, None)
     }
 
-    fn launch(tls: bool) -> Option<Self> {
+    fn launch(tls: bool, login: Option<(&str, &str)>) -> Option<Self> {
         let Some(bin) = find_binary() else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -78,11 +87,23 @@ impl Mosquitto {
         } else {
             None
         };
+        let password_file = login.map(|(user, password)| {
+            let file = dir.path().join("passwords");
+            let status = Command::new("mosquitto_passwd")
+                .args(["-b", "-c"])
+                .arg(&file)
+                .args([user, password])
+                .status()
+                .expect("mosquitto_passwd (it comes with mosquitto)");
+            assert!(status.success(), "mosquitto_passwd failed");
+            file
+        });
         let mut m = Self {
             bin,
             dir,
             port: free_port()?,
             tls_port,
+            password_file,
             child: None,
         };
         m.spawn();
@@ -113,8 +134,12 @@ impl Mosquitto {
         let conf = self.dir.path().join("mosquitto.conf");
         // Nagle off (see the README), unlimited queues for the gateway's
         // client, which receives every reply, and packets up to 1 MiB.
+        let access = match &self.password_file {
+            Some(file) => format!("allow_anonymous false\npassword_file {}", file.display()),
+            None => "allow_anonymous true".to_owned(),
+        };
         let mut text = format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n\
+            "listener {} 127.0.0.1\n{access}\nset_tcp_nodelay true\npersistence false\n\
              max_queued_messages 0\nmax_inflight_messages 0\nmax_packet_size 1048576\n\
              log_dest stderr\nlog_type error\n",
             self.port

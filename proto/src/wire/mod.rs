@@ -243,11 +243,13 @@ pub fn glob_match(pattern: &str, id: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+mod credentials;
 mod message;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 mod seed;
 mod url;
+pub use credentials::{Credentials, Secret};
 pub use message::*;
 pub use seed::*;
 pub use url::BrokerUrl;

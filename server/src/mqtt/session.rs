@@ -50,6 +50,8 @@ pub struct SessionSettings {
     pub keep_alive: Duration,
     /// QoS of requests (0, 1 or 2).
     pub request_qos: u8,
+    /// Broker login, when the broker wants one.
+    pub credentials: Option<thingcall_proto::wire::Credentials>,
     /// First reconnect delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     /// Largest reconnect delay.
@@ -90,6 +92,9 @@ pub fn connect(settings: SessionSettings) -> (Outbox, Session) {
         .set_max_packet_size(Some(settings.max_packet_size))
         .set_outgoing_inflight_upper_limit(4096)
         .set_connection_timeout(5);
+    if let Some(c) = &settings.credentials {
+        opts.set_credentials(c.username.clone(), c.password.expose());
+    }
     if let Some(ca) = &settings.tls_ca {
         opts.set_transport(rumqttc::Transport::tls_with_config(
             rumqttc::TlsConfiguration::Simple {
