@@ -15,7 +15,6 @@ mod report;
 mod runner;
 mod tally;
 mod targets;
-mod tls;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -80,7 +79,10 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<String, Setup> {
     // Fail on a wrong pid before any call is made.
     procstat::Watch::start(&pids, clk_tck).map_err(Setup::Usage)?;
     let tls = if args.mode.is_mqtt() && args.use_tls() {
-        Some(tls::tls_config(args.mqtt_ca.as_deref()).map_err(Setup::Usage)?)
+        Some(
+            thingcall_proto::wire::tls::tls_config(args.mqtt_ca.as_deref())
+                .map_err(Setup::Usage)?,
+        )
     } else {
         None
     };

@@ -73,6 +73,10 @@ pub struct DeviceOptions {
     pub keep_alive: Duration,
     /// Broker login, when the broker wants one (default none).
     pub credentials: Option<thingcall_proto::wire::Credentials>,
+    /// TLS to the broker (default none: plain TCP): the CA or the system's
+    /// roots, a client certificate for mutual TLS, ALPN. Read at every
+    /// connect, so a renewed certificate is used from the next one on.
+    pub tls: Option<thingcall_proto::wire::tls::TlsFiles>,
 }
 
 impl DeviceOptions {
@@ -92,6 +96,7 @@ impl DeviceOptions {
             announce_methods: true,
             keep_alive: Duration::from_secs(30),
             credentials: None,
+            tls: None,
         }
     }
 }

@@ -94,7 +94,11 @@ pub(crate) async fn run(
     session: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> (End, Option<Instant>) {
-    let (client, mut eventloop) = AsyncClient::new(mqtt_options(shared, session), CHANNEL_CAPACITY);
+    let options = match mqtt_options(shared, session) {
+        Ok(options) => options,
+        Err(e) => return (End::Failed(e), None),
+    };
+    let (client, mut eventloop) = AsyncClient::new(options, CHANNEL_CAPACITY);
     // rumqttc preallocates room for 100 events (about 25 KiB, more than the
     // rest of a device); a few are ever queued at once, so grow on demand.
     eventloop.state.events = VecDeque::new();
@@ -183,7 +187,9 @@ async fn say_goodbye(conn: &Conn, poll: &mut JoinHandle<End>) -> Result<(), Stri
 }
 
 /// The rumqttc options of one connection (see the crate docs for why each).
-fn mqtt_options(shared: &Shared, session: &str) -> MqttOptions {
+/// The TLS files are read at every connect, so a renewed certificate is
+/// picked up by the next reconnect.
+fn mqtt_options(shared: &Shared, session: &str) -> Result<MqttOptions, String> {
     let opts = &shared.opts;
     let mut network = NetworkOptions::new();
     network.set_tcp_nodelay(true);
@@ -197,10 +203,13 @@ fn mqtt_options(shared: &Shared, session: &str) -> MqttOptions {
     if let Some(c) = &opts.credentials {
         mo.set_credentials(c.username.clone(), c.password.expose());
     }
+    if let Some(tls) = &opts.tls {
+        mo.set_transport(rumqttc::Transport::tls_with_config(tls.load()?));
+    }
     if opts.contract == Contract::Native {
         mo.set_last_will(will(shared, session));
     }
-    mo
+    Ok(mo)
 }
 
 /// The Will of a native device: its retained offline presence.

@@ -26,9 +26,29 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_MQTT_URL")]
     pub mqtt_url: Option<String>,
 
-    /// PEM file of the CA that signed the broker's certificate (with mqtts://).
+    /// PEM file of the CA that signed the broker's certificate (with
+    /// mqtts://); without it the system's root certificates are trusted.
     #[arg(long, env = "THINGCALL_MQTT_CA", value_name = "FILE")]
     pub mqtt_ca: Option<std::path::PathBuf>,
+
+    /// PEM file of the client certificate for mutual TLS (with mqtts:// and
+    /// --mqtt-key), e.g. an AWS IoT Core thing's certificate.
+    #[arg(long, env = "THINGCALL_MQTT_CERT", value_name = "FILE")]
+    pub mqtt_cert: Option<std::path::PathBuf>,
+
+    /// PEM file of the client certificate's private key.
+    #[arg(long, env = "THINGCALL_MQTT_KEY", value_name = "FILE")]
+    pub mqtt_key: Option<std::path::PathBuf>,
+
+    /// ALPN protocols to offer the broker (comma-separated), e.g.
+    /// `x-amzn-mqtt-ca` for AWS IoT Core's mutual TLS on port 443.
+    #[arg(
+        long,
+        env = "THINGCALL_MQTT_ALPN",
+        value_delimiter = ',',
+        value_name = "PROTOCOL"
+    )]
+    pub mqtt_alpn: Vec<String>,
 
     /// Username to log in to the broker with; the password comes from
     /// --mqtt-password-file or the environment variable
@@ -143,17 +163,27 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(url) = &self.mqtt_url {
             let broker = BrokerUrl::parse(url).map_err(|e| format!("--mqtt-url: {e}"))?;
-            if broker.tls && self.mqtt_ca.is_none() {
-                return Err(
-                    "--mqtt-url mqtts:// needs --mqtt-ca FILE (the broker's CA certificate)".into(),
-                );
+            let tls_flags = self.mqtt_ca.is_some()
+                || self.mqtt_cert.is_some()
+                || self.mqtt_key.is_some()
+                || !self.mqtt_alpn.is_empty();
+            if tls_flags && !broker.tls {
+                return Err("--mqtt-ca, --mqtt-cert, --mqtt-key and --mqtt-alpn need an mqtts:// --mqtt-url".into());
             }
+        }
+        if self.mqtt_cert.is_some() != self.mqtt_key.is_some() {
+            return Err(
+                "--mqtt-cert and --mqtt-key go together (a client certificate and its key)".into(),
+            );
         }
         if let Some(ca) = &self.mqtt_ca {
             let pem = std::fs::read(ca).map_err(|e| format!("--mqtt-ca {}: {e}", ca.display()))?;
             if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
                 return Err(format!("--mqtt-ca {}: not a PEM certificate", ca.display()));
             }
+        }
+        if let Some(tls) = self.mqtt_tls() {
+            tls.load()?;
         }
         if self.mqtt_credentials()?.is_some() && self.mqtt_url.is_none() {
             return Err(
@@ -203,6 +233,16 @@ impl Config {
             env.as_deref(),
         )
         .map_err(|e| format!("{e} (--mqtt-username, --mqtt-password-file, {PASSWORD_ENV})"))
+    }
+
+    /// TLS to the broker, when `--mqtt-url` is `mqtts://`.
+    pub fn mqtt_tls(&self) -> Option<thingcall_proto::wire::tls::TlsFiles> {
+        let url = BrokerUrl::parse(self.mqtt_url.as_deref()?).ok()?;
+        url.tls.then(|| thingcall_proto::wire::tls::TlsFiles {
+            ca: self.mqtt_ca.clone(),
+            client: self.mqtt_cert.clone().zip(self.mqtt_key.clone()),
+            alpn: self.mqtt_alpn.clone(),
+        })
     }
 
     /// The default contract as the API's enum.
@@ -270,7 +310,13 @@ mod tests {
             &["--max-timeout", "soon"],
             &["--max-payload", "12 parsecs"],
             &["--mqtt-url", "http://x:1"],
-            &["--mqtt-url", "mqtts://x:8883"],
+            &[
+                "--mqtt-url",
+                "mqtt://x:1883",
+                "--mqtt-alpn",
+                "x-amzn-mqtt-ca",
+            ],
+            &["--mqtt-url", "mqtts://x:8883", "--mqtt-cert", "/c.pem"],
             &["--mqtt-ca", "/nonexistent/ca.pem"],
             &["--gateway-id", "a/b"],
             &["--topic-root", "a/#"],

@@ -101,17 +101,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         idempotency_window: config.idempotency_window,
         idempotency_max_bytes: config.idempotency_max_bytes,
     };
-    let tls_ca = match (&config.mqtt_ca, &external) {
-        (Some(path), Some(b)) if b.tls => {
-            // rumqttc's TLS uses rustls' process-wide provider; ring is already in the tree.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            Some(std::fs::read(path).with_context(|| format!("--mqtt-ca {}", path.display()))?)
-        }
-        _ => None,
-    };
     let credentials = config.mqtt_credentials().map_err(anyhow::Error::msg)?;
     let settings = SessionSettings {
-        tls_ca,
+        tls: config.mqtt_tls(),
         host: mqtt_addr.0.clone(),
         port: mqtt_addr.1,
         client_id: gateway_id,
@@ -124,7 +116,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         // Every call in flight, plus room for subscribes and acks.
         request_queue: config.max_in_flight.saturating_add(64),
     };
-    let (outbox, session) = crate::mqtt::connect(settings);
+    let (outbox, session) = crate::mqtt::connect(settings).map_err(anyhow::Error::msg)?;
     let traces = thingcall_proto::trace::provider_from_env("thingcall-gateway")
         .map_err(anyhow::Error::msg)?;
     let mut gateway = Gateway::new(core_cfg, outbox);

@@ -76,3 +76,72 @@ async fn untrusted_broker_certificate_is_refused() {
     assert!(!*gw.gateway.connected().borrow());
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(mosquitto),
+    ignore = "mosquitto not installed (apt-get install mosquitto)"
+)]
+async fn gateway_and_device_present_client_certificates() {
+    let Some(broker) = thingcall_testkit::Mosquitto::start_with_mutual_tls() else {
+        return;
+    };
+    let tls = broker.tls_addr().unwrap();
+    let mut cfg = common::gateway_config(broker.addr());
+    cfg.mqtt_url = Some(format!("mqtts://{tls}"));
+    cfg.mqtt_ca = Some(broker.ca_path());
+    let (cert, key) = broker.client_cert("gateway");
+    cfg.mqtt_cert = Some(cert);
+    cfg.mqtt_key = Some(key);
+    cfg.validate().expect("valid configuration");
+    let gw = thingcall_server::start(cfg).await.expect("gateway");
+    soon("mutual TLS session up", gw.wait_connected()).await;
+
+    // The device on the same listener, with a certificate of its own.
+    let mut opts = DeviceOptions::new("mtls-1", "127.0.0.1", tls.port());
+    let (cert, key) = broker.client_cert("mtls-1");
+    opts.tls = Some(thingcall_proto::wire::tls::TlsFiles {
+        ca: Some(broker.ca_path()),
+        client: Some((cert, key)),
+        alpn: Vec::new(),
+    });
+    let d = spawn_device(opts, standard_methods());
+    soon("device online over mutual TLS", d.wait_online()).await;
+    let mut c = DeviceGatewayClient::connect(format!("http://{}", gw.grpc_addr))
+        .await
+        .unwrap();
+    let r = c
+        .invoke(req("mtls-1", "echo", b"both sides known"))
+        .await
+        .expect("call over mutual TLS")
+        .into_inner();
+    assert_eq!(&r.payload[..], b"both sides known");
+    d.shutdown().await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(mosquitto),
+    ignore = "mosquitto not installed (apt-get install mosquitto)"
+)]
+async fn a_gateway_without_a_client_certificate_is_refused() {
+    let Some(broker) = thingcall_testkit::Mosquitto::start_with_mutual_tls() else {
+        return;
+    };
+    let mut cfg = common::gateway_config(broker.addr());
+    cfg.mqtt_url = Some(format!("mqtts://{}", broker.tls_addr().unwrap()));
+    cfg.mqtt_ca = Some(broker.ca_path());
+    let gw = thingcall_server::start(cfg)
+        .await
+        .expect("gateway starts, keeps trying");
+    let mut tallies = gw.gateway.tallies();
+    soon(
+        "a refused handshake",
+        tallies.wait_for(|t| t.connection_failures > 0),
+    )
+    .await
+    .expect("gateway alive");
+    assert_eq!(tallies.borrow().sessions_up, 0, "never connected");
+    gw.stop().await;
+}

@@ -25,6 +25,11 @@ pub struct Mosquitto {
     tls_port: Option<u16>,
     /// Set when only this login may connect (no anonymous clients).
     password_file: Option<PathBuf>,
+    /// The CA of the TLS listener, which signs its certificate and clients'.
+    /// Boxed: it is large, and most brokers here have none.
+    issuer: Option<Box<rcgen::Issuer<'static, rcgen::KeyPair>>>,
+    /// The TLS listener wants a client certificate, whose CN is the username.
+    mutual_tls: bool,
     child: Option<Child>,
 }
 
@@ -51,23 +56,31 @@ impl Mosquitto {
     /// connections; `None` (after saying so on stderr) when it is not
     /// installed and `CI` is not set.
     pub fn start() -> Option<Self> {
-        Self::launch(false, None)
+        Self::launch(Tls::None, None)
     }
 
     /// Like [`Mosquitto::start`], but anonymous clients are refused: only
     /// `username` with `password` may connect (a `password_file` made with
     /// `mosquitto_passwd`).
     pub fn start_with_password(username: &str, password: &str) -> Option<Self> {
-        Self::launch(false, Some((username, password)))
+        Self::launch(Tls::None, Some((username, password)))
     }
 
     /// Like [`Mosquitto::start`], plus a TLS listener with a certificate
-    /// for 127.0.0.1 generated on the fly (see [`Mosquitto::ca_path`]).
+    /// for 127.0.0.1 from a CA generated on the fly (see [`Mosquitto::ca_path`]).
     pub fn start_with_tls() -> Option<Self> {
-        Self::launch(true, None)
+        Self::launch(Tls::Server, None)
     }
 
-    fn launch(tls: bool, login: Option<(&str, &str)>) -> Option<Self> {
+    /// Like [`Mosquitto::start_with_tls`], but the TLS listener accepts only
+    /// clients with a certificate of its CA ([`Mosquitto::client_cert`]),
+    /// and takes the certificate's common name as the username
+    /// (`require_certificate`, `use_identity_as_username`).
+    pub fn start_with_mutual_tls() -> Option<Self> {
+        Self::launch(Tls::Mutual, None)
+    }
+
+    fn launch(tls: Tls, login: Option<(&str, &str)>) -> Option<Self> {
         let Some(bin) = find_binary() else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -77,15 +90,14 @@ impl Mosquitto {
             return None;
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let tls_port = if tls {
-            let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
-            let cert = rcgen::generate_simple_self_signed(names).expect("certificate");
-            std::fs::write(dir.path().join("ca.pem"), cert.cert.pem()).expect("write ca.pem");
-            std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem())
-                .expect("write key.pem");
-            Some(free_port()?)
-        } else {
-            None
+        let (tls_port, issuer) = match tls {
+            Tls::None => (None, None),
+            Tls::Server | Tls::Mutual => {
+                let issuer = certificate_authority(dir.path());
+                let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+                sign(&issuer, names, "mosquitto", &dir.path().join("server"));
+                (Some(free_port()?), Some(Box::new(issuer)))
+            }
         };
         let password_file = login.map(|(user, password)| {
             let file = dir.path().join("passwords");
@@ -104,6 +116,8 @@ impl Mosquitto {
             port: free_port()?,
             tls_port,
             password_file,
+            issuer,
+            mutual_tls: tls == Tls::Mutual,
             child: None,
         };
         m.spawn();
@@ -125,7 +139,15 @@ impl Mosquitto {
         self.tls_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
     }
 
-    /// PEM file of the CA (the self-signed certificate) a TLS client must trust.
+    /// A client certificate and key with common name `name`, signed by the
+    /// TLS listener's CA: (certificate PEM file, key PEM file).
+    pub fn client_cert(&self, name: &str) -> (PathBuf, PathBuf) {
+        let issuer = self.issuer.as_ref().expect("started with TLS");
+        let base = self.dir.path().join(format!("client-{name}"));
+        sign(issuer, Vec::new(), name, &base)
+    }
+
+    /// PEM file of the CA a TLS client must trust.
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
@@ -147,8 +169,11 @@ impl Mosquitto {
         if let Some(tls) = self.tls_port {
             let d = self.dir.path().display();
             text.push_str(&format!(
-                "listener {tls} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/ca.pem\nkeyfile {d}/key.pem\n"
+                "listener {tls} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server-key.pem\n"
             ));
+        }
+        if self.mutual_tls {
+            text.push_str("require_certificate true\nuse_identity_as_username true\n");
         }
         std::fs::write(&conf, text).expect("write mosquitto.conf");
         let child = Command::new(&self.bin)
@@ -196,6 +221,50 @@ impl Mosquitto {
         self.kill();
         self.spawn();
     }
+}
+
+/// What the TLS listener, if any, asks of clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    None,
+    Server,
+    Mutual,
+}
+
+/// A CA made for one broker: `ca.pem` in `dir`, and the issuer that signs.
+fn certificate_authority(dir: &std::path::Path) -> rcgen::Issuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(Vec::new()).expect("CA parameters");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "thingcall test CA");
+    let key = rcgen::KeyPair::generate().expect("CA key");
+    let cert = params.self_signed(&key).expect("CA certificate");
+    std::fs::write(dir.join("ca.pem"), cert.pem()).expect("write ca.pem");
+    rcgen::Issuer::new(params, key)
+}
+
+/// A certificate for `names` with common name `cn`, signed by `issuer`,
+/// written to `{base}.pem` and `{base}-key.pem`; returns the two paths.
+fn sign(
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    names: Vec<String>,
+    cn: &str,
+    base: &std::path::Path,
+) -> (PathBuf, PathBuf) {
+    let mut params = rcgen::CertificateParams::new(names).expect("certificate parameters");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, issuer).expect("signed certificate");
+    let (cert_path, key_path) = (
+        PathBuf::from(format!("{}.pem", base.display())),
+        PathBuf::from(format!("{}-key.pem", base.display())),
+    );
+    std::fs::write(&cert_path, cert.pem()).expect("write certificate");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    (cert_path, key_path)
 }
 
 impl Drop for Mosquitto {

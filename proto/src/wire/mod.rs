@@ -248,6 +248,8 @@ mod message;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 mod seed;
+#[cfg(feature = "mqtt")]
+pub mod tls;
 mod url;
 pub use credentials::{Credentials, Secret};
 pub use message::*;

@@ -42,8 +42,8 @@ pub struct SessionSettings {
     pub port: u16,
     /// MQTT client id (the gateway id).
     pub client_id: String,
-    /// PEM CA certificate: connect with TLS and trust this CA.
-    pub tls_ca: Option<Vec<u8>>,
+    /// TLS to the broker (CA or system roots, client certificate, ALPN).
+    pub tls: Option<thingcall_proto::wire::tls::TlsFiles>,
     /// Largest packet either way: the payload limit plus header room.
     pub max_packet_size: u32,
     /// Keep-alive interval.
@@ -80,8 +80,9 @@ pub struct Session {
 }
 
 /// Builds the outbox callers publish through and the session that
-/// [`Session::spawn`] drives; nothing connects until it runs.
-pub fn connect(settings: SessionSettings) -> (Outbox, Session) {
+/// [`Session::spawn`] drives; nothing connects until it runs. Fails only on
+/// TLS files that cannot be used.
+pub fn connect(settings: SessionSettings) -> Result<(Outbox, Session), String> {
     let mut opts = MqttOptions::new(
         settings.client_id.clone(),
         settings.host.clone(),
@@ -95,28 +96,22 @@ pub fn connect(settings: SessionSettings) -> (Outbox, Session) {
     if let Some(c) = &settings.credentials {
         opts.set_credentials(c.username.clone(), c.password.expose());
     }
-    if let Some(ca) = &settings.tls_ca {
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Simple {
-                ca: ca.clone(),
-                alpn: None,
-                client_auth: None,
-            },
-        ));
+    if let Some(tls) = &settings.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(tls.load()?));
     }
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     opts.set_network_options(net);
     let (client, eventloop) = AsyncClient::new(opts, settings.request_queue);
     let outbox = Outbox::new(client.clone(), settings.request_qos);
-    (
+    Ok((
         outbox,
         Session {
             settings,
             client,
             eventloop,
         },
-    )
+    ))
 }
 
 impl Session {
