@@ -24,9 +24,11 @@ wait_port "$mqtt"
 start() { # binary -> "port pid"
   local port; port=$(free_port)
   RUST_LOG=warn "$1" --listen "127.0.0.1:$port" --gateway-id "ab-$port" --mqtt-url "mqtt://127.0.0.1:$mqtt" >/dev/null 2>&1 &
-  pids+=("$!"); wait_port "$port"; echo "$port $!"
+  local pid=$!; wait_port "$port"; echo "$port $pid"
 }
-read -r port_a pid_a < <(start "$a"); read -r port_b pid_b < <(start "$b")
+# start runs in a subshell here: record the gateways' pids in this shell.
+read -r port_a pid_a < <(start "$a"); pids+=("$pid_a")
+read -r port_b pid_b < <(start "$b"); pids+=("$pid_b")
 until "$bin/thingcall" --server "http://127.0.0.1:$port_b" devices 'ab-*' 2>/dev/null | grep -c ' yes ' | grep -qx 50; do sleep 0.2; done
 leg() { "$bin/thingcall" bench --json --quiet --duration "${secs}s" --count 100000000 --payload-bytes 64 \
   --method echo --targets 'ab-{1..50}' --broker-pid "$broker" "$@"; }
