@@ -48,6 +48,7 @@
 //! # }
 //! ```
 
+pub mod broker_args;
 mod device;
 mod handlers;
 mod methods;

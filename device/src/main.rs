@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Parser, ValueEnum};
+use thingcall_device::broker_args::BrokerArgs;
 use thingcall_device::{spawn_device, standard_methods, DeviceHandle};
 use thingcall_device::{Contract, DeviceOptions, Handlers};
 use thingcall_proto::wire::{validate_id, Topics};
@@ -51,42 +52,9 @@ struct Cli {
         default_value = "mqtt://127.0.0.1:1883"
     )]
     mqtt_url: String,
-    /// PEM file of the CA that signed the broker's certificate (with
-    /// mqtts://); without it the system's roots are trusted.
-    #[arg(long, env = "THINGCALL_MQTT_CA", value_name = "FILE")]
-    mqtt_ca: Option<std::path::PathBuf>,
-    /// PEM client certificate for mutual TLS (with --mqtt-key); with
-    /// several devices, every one presents it.
-    #[arg(
-        long,
-        env = "THINGCALL_MQTT_CERT",
-        value_name = "FILE",
-        requires = "mqtt_key"
-    )]
-    mqtt_cert: Option<std::path::PathBuf>,
-    /// PEM private key of --mqtt-cert.
-    #[arg(
-        long,
-        env = "THINGCALL_MQTT_KEY",
-        value_name = "FILE",
-        requires = "mqtt_cert"
-    )]
-    mqtt_key: Option<std::path::PathBuf>,
-    /// ALPN protocols to offer the broker (comma-separated).
-    #[arg(
-        long,
-        env = "THINGCALL_MQTT_ALPN",
-        value_delimiter = ',',
-        value_name = "PROTOCOL"
-    )]
-    mqtt_alpn: Vec<String>,
-    /// Username every device logs in to the broker with; the password comes
-    /// from --mqtt-password-file or THINGCALL_MQTT_PASSWORD.
-    #[arg(long, env = "THINGCALL_MQTT_USERNAME", value_name = "NAME")]
-    mqtt_username: Option<String>,
-    /// File whose first line is the broker password.
-    #[arg(long, env = "THINGCALL_MQTT_PASSWORD_FILE", value_name = "FILE")]
-    mqtt_password_file: Option<std::path::PathBuf>,
+    /// TLS and login for the broker, as the gateway takes them.
+    #[command(flatten)]
+    broker: BrokerArgs,
     /// Number of devices named <ID_PREFIX>1..<ID_PREFIX>N (default 1 when no
     /// --device-id is given).
     #[arg(long, env = "THINGCALL_DEVICES")]
@@ -174,22 +142,7 @@ impl Plan {
     /// Checks what clap cannot: URL, topic root, ids and their uniqueness.
     fn new(cli: Cli) -> Result<Plan, String> {
         let url = thingcall_proto::wire::BrokerUrl::parse(&cli.mqtt_url)?;
-        let tls_flags =
-            cli.mqtt_ca.is_some() || cli.mqtt_cert.is_some() || !cli.mqtt_alpn.is_empty();
-        if tls_flags && !url.tls {
-            return Err(
-                "--mqtt-ca, --mqtt-cert, --mqtt-key and --mqtt-alpn need an mqtts:// --mqtt-url"
-                    .into(),
-            );
-        }
-        let tls = url.tls.then(|| thingcall_proto::wire::tls::TlsFiles {
-            ca: cli.mqtt_ca.clone(),
-            client: cli.mqtt_cert.clone().zip(cli.mqtt_key.clone()),
-            alpn: cli.mqtt_alpn.clone(),
-        });
-        if let Some(tls) = &tls {
-            tls.load()?;
-        }
+        let tls = cli.broker.tls(&url)?;
         let (host, port) = (url.host, url.port);
         let root = cli.topic_root.as_str();
         if root.is_empty()
@@ -231,12 +184,7 @@ impl Plan {
         template.announce_methods = !cli.no_announce;
         template.keep_alive = cli.keep_alive;
         template.tls = tls;
-        let password = std::env::var("THINGCALL_MQTT_PASSWORD").ok();
-        template.credentials = thingcall_proto::wire::Credentials::from_sources(
-            cli.mqtt_username.as_deref(),
-            cli.mqtt_password_file.as_deref(),
-            password.as_deref(),
-        )?;
+        template.credentials = cli.broker.credentials()?;
         Ok(Plan {
             url: cli.mqtt_url,
             ids,

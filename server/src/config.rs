@@ -5,13 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use thingcall_proto::wire::Credentials;
+use thingcall_device::broker_args::BrokerArgs;
+use thingcall_proto::wire::tls::TlsFiles;
 
 /// Exit code for bad configuration (`EX_USAGE` from sysexits.h).
 pub const EX_USAGE: i32 = 64;
-
-/// The environment variable holding the broker password.
-pub const PASSWORD_ENV: &str = "THINGCALL_MQTT_PASSWORD";
 
 /// thingcall gateway: call methods on MQTT 5 devices synchronously over gRPC.
 #[derive(Debug, Clone, Parser)]
@@ -26,39 +24,9 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_MQTT_URL")]
     pub mqtt_url: Option<String>,
 
-    /// PEM file of the CA that signed the broker's certificate (with
-    /// mqtts://); without it the system's root certificates are trusted.
-    #[arg(long, env = "THINGCALL_MQTT_CA", value_name = "FILE")]
-    pub mqtt_ca: Option<std::path::PathBuf>,
-
-    /// PEM file of the client certificate for mutual TLS (with mqtts:// and
-    /// --mqtt-key), e.g. an AWS IoT Core thing's certificate.
-    #[arg(long, env = "THINGCALL_MQTT_CERT", value_name = "FILE")]
-    pub mqtt_cert: Option<std::path::PathBuf>,
-
-    /// PEM file of the client certificate's private key.
-    #[arg(long, env = "THINGCALL_MQTT_KEY", value_name = "FILE")]
-    pub mqtt_key: Option<std::path::PathBuf>,
-
-    /// ALPN protocols to offer the broker (comma-separated), e.g.
-    /// `x-amzn-mqtt-ca` for AWS IoT Core's mutual TLS on port 443.
-    #[arg(
-        long,
-        env = "THINGCALL_MQTT_ALPN",
-        value_delimiter = ',',
-        value_name = "PROTOCOL"
-    )]
-    pub mqtt_alpn: Vec<String>,
-
-    /// Username to log in to the broker with; the password comes from
-    /// --mqtt-password-file or the environment variable
-    /// THINGCALL_MQTT_PASSWORD (never a flag: it would show in `ps`).
-    #[arg(long, env = "THINGCALL_MQTT_USERNAME", value_name = "NAME")]
-    pub mqtt_username: Option<String>,
-
-    /// File whose first line is the broker password (with --mqtt-username).
-    #[arg(long, env = "THINGCALL_MQTT_PASSWORD_FILE", value_name = "FILE")]
-    pub mqtt_password_file: Option<std::path::PathBuf>,
+    /// TLS and login for the external broker (shared with thingcall-sim).
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 
     /// Where the embedded broker listens (when no --mqtt-url).
     #[arg(
@@ -161,34 +129,20 @@ pub struct Config {
 impl Config {
     /// Checks what clap cannot; the error is the one line to print.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(url) = &self.mqtt_url {
-            let broker = BrokerUrl::parse(url).map_err(|e| format!("--mqtt-url: {e}"))?;
-            let tls_flags = self.mqtt_ca.is_some()
-                || self.mqtt_cert.is_some()
-                || self.mqtt_key.is_some()
-                || !self.mqtt_alpn.is_empty();
-            if tls_flags && !broker.tls {
-                return Err("--mqtt-ca, --mqtt-cert, --mqtt-key and --mqtt-alpn need an mqtts:// --mqtt-url".into());
+        // Reads the password and the TLS files once, so a bad one is
+        // reported now, in one line, not at the first connect.
+        let login = self.broker.credentials()?;
+        match &self.mqtt_url {
+            Some(url) => {
+                let broker = BrokerUrl::parse(url).map_err(|e| format!("--mqtt-url: {e}"))?;
+                self.broker.tls(&broker)?;
             }
-        }
-        if self.mqtt_cert.is_some() != self.mqtt_key.is_some() {
-            return Err(
-                "--mqtt-cert and --mqtt-key go together (a client certificate and its key)".into(),
-            );
-        }
-        if let Some(ca) = &self.mqtt_ca {
-            let pem = std::fs::read(ca).map_err(|e| format!("--mqtt-ca {}: {e}", ca.display()))?;
-            if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
-                return Err(format!("--mqtt-ca {}: not a PEM certificate", ca.display()));
+            None if login.is_some() || self.broker != BrokerArgs::default() => {
+                return Err("the --mqtt-* TLS and login flags need --mqtt-url \
+                            (the embedded broker takes neither)"
+                    .into());
             }
-        }
-        if let Some(tls) = self.mqtt_tls() {
-            tls.load()?;
-        }
-        if self.mqtt_credentials()?.is_some() && self.mqtt_url.is_none() {
-            return Err(
-                "--mqtt-username needs --mqtt-url (the embedded broker takes no login)".into(),
-            );
+            None => {}
         }
         if let Some(id) = &self.gateway_id {
             thingcall_proto::wire::validate_id("--gateway-id", id).map_err(|e| e.to_string())?;
@@ -223,26 +177,12 @@ impl Config {
         Ok(())
     }
 
-    /// The broker login: `--mqtt-username` with the password from
-    /// `--mqtt-password-file` or `THINGCALL_MQTT_PASSWORD`.
-    pub fn mqtt_credentials(&self) -> Result<Option<Credentials>, String> {
-        let env = std::env::var(PASSWORD_ENV).ok();
-        Credentials::from_sources(
-            self.mqtt_username.as_deref(),
-            self.mqtt_password_file.as_deref(),
-            env.as_deref(),
-        )
-        .map_err(|e| format!("{e} (--mqtt-username, --mqtt-password-file, {PASSWORD_ENV})"))
-    }
-
-    /// TLS to the broker, when `--mqtt-url` is `mqtts://`.
-    pub fn mqtt_tls(&self) -> Option<thingcall_proto::wire::tls::TlsFiles> {
-        let url = BrokerUrl::parse(self.mqtt_url.as_deref()?).ok()?;
-        url.tls.then(|| thingcall_proto::wire::tls::TlsFiles {
-            ca: self.mqtt_ca.clone(),
-            client: self.mqtt_cert.clone().zip(self.mqtt_key.clone()),
-            alpn: self.mqtt_alpn.clone(),
-        })
+    /// TLS to the external broker, when `--mqtt-url` is `mqtts://`.
+    pub fn mqtt_tls(&self) -> Result<Option<TlsFiles>, String> {
+        match &self.mqtt_url {
+            Some(url) => self.broker.tls(&BrokerUrl::parse(url)?),
+            None => Ok(None),
+        }
     }
 
     /// The default contract as the API's enum.
@@ -341,7 +281,7 @@ mod tests {
             path,
         ])
         .unwrap();
-        let login = c.mqtt_credentials().unwrap().expect("a login");
+        let login = c.broker.credentials().unwrap().expect("a login");
         assert_eq!(
             (login.username.as_str(), login.password.expose()),
             ("gw", "s3cret")

@@ -9,7 +9,7 @@ fn main() {
     let config = match Config::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
-        Err(e) => bad_config(e.to_string().lines().next().unwrap_or("invalid arguments")),
+        Err(e) => bad_config(&first_line(&e.to_string())),
     };
     if let Err(msg) = config.validate() {
         bad_config(&msg);
@@ -39,6 +39,17 @@ fn main() {
     if let Err(e) = served {
         eprintln!("thingcall-server: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// The one line of a clap error: its first line, and when that announces a
+/// list (`... were not provided:`), the list's first item too.
+fn first_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    match lines.next() {
+        Some(item) if first.ends_with(':') => format!("{first} {item}"),
+        _ => first.to_owned(),
     }
 }
 

@@ -101,9 +101,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         idempotency_window: config.idempotency_window,
         idempotency_max_bytes: config.idempotency_max_bytes,
     };
-    let credentials = config.mqtt_credentials().map_err(anyhow::Error::msg)?;
+    let credentials = config.broker.credentials().map_err(anyhow::Error::msg)?;
     let settings = SessionSettings {
-        tls: config.mqtt_tls(),
+        tls: config.mqtt_tls().map_err(anyhow::Error::msg)?,
         host: mqtt_addr.0.clone(),
         port: mqtt_addr.1,
         client_id: gateway_id,

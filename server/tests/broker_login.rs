@@ -32,8 +32,8 @@ async fn gateway_and_device_log_in_with_a_password() {
         return;
     };
     let mut cfg = gateway_config(broker.addr());
-    cfg.mqtt_username = Some(USER.into());
-    cfg.mqtt_password_file = Some(password_file("ok", PASSWORD));
+    cfg.broker.mqtt_username = Some(USER.into());
+    cfg.broker.mqtt_password_file = Some(password_file("ok", PASSWORD));
     cfg.validate().expect("valid configuration");
     let gw = thingcall_server::start(cfg).await.expect("gateway starts");
     soon("gateway logged in", gw.wait_connected()).await;
@@ -76,8 +76,8 @@ async fn a_wrong_password_never_connects() {
         return;
     };
     let mut cfg = gateway_config(broker.addr());
-    cfg.mqtt_username = Some(USER.into());
-    cfg.mqtt_password_file = Some(password_file("wrong", "not the password"));
+    cfg.broker.mqtt_username = Some(USER.into());
+    cfg.broker.mqtt_password_file = Some(password_file("wrong", "not the password"));
     let gw = thingcall_server::start(cfg)
         .await
         .expect("gateway starts and keeps trying");

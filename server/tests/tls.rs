@@ -19,7 +19,7 @@ async fn gateway_session_over_tls() {
     let tls = broker.tls_addr().unwrap();
     let mut cfg = common::gateway_config(broker.addr());
     cfg.mqtt_url = Some(format!("mqtts://{tls}"));
-    cfg.mqtt_ca = Some(broker.ca_path());
+    cfg.broker.mqtt_ca = Some(broker.ca_path());
     cfg.validate().unwrap();
     let gw = thingcall_server::start(cfg).await.expect("gateway");
     soon("TLS session up", gw.wait_connected()).await;
@@ -55,7 +55,7 @@ async fn untrusted_broker_certificate_is_refused() {
     };
     let mut cfg = common::gateway_config(broker.addr());
     cfg.mqtt_url = Some(format!("mqtts://{}", broker.tls_addr().unwrap()));
-    cfg.mqtt_ca = Some(other.ca_path()); // a CA that did not sign this broker's certificate
+    cfg.broker.mqtt_ca = Some(other.ca_path()); // a CA that did not sign this broker's certificate
     let gw = thingcall_server::start(cfg)
         .await
         .expect("gateway starts; the session keeps retrying");
@@ -89,10 +89,10 @@ async fn gateway_and_device_present_client_certificates() {
     let tls = broker.tls_addr().unwrap();
     let mut cfg = common::gateway_config(broker.addr());
     cfg.mqtt_url = Some(format!("mqtts://{tls}"));
-    cfg.mqtt_ca = Some(broker.ca_path());
+    cfg.broker.mqtt_ca = Some(broker.ca_path());
     let (cert, key) = broker.client_cert("gateway");
-    cfg.mqtt_cert = Some(cert);
-    cfg.mqtt_key = Some(key);
+    cfg.broker.mqtt_cert = Some(cert);
+    cfg.broker.mqtt_key = Some(key);
     cfg.validate().expect("valid configuration");
     let gw = thingcall_server::start(cfg).await.expect("gateway");
     soon("mutual TLS session up", gw.wait_connected()).await;
@@ -131,7 +131,7 @@ async fn a_gateway_without_a_client_certificate_is_refused() {
     };
     let mut cfg = common::gateway_config(broker.addr());
     cfg.mqtt_url = Some(format!("mqtts://{}", broker.tls_addr().unwrap()));
-    cfg.mqtt_ca = Some(broker.ca_path());
+    cfg.broker.mqtt_ca = Some(broker.ca_path());
     let gw = thingcall_server::start(cfg)
         .await
         .expect("gateway starts, keeps trying");
