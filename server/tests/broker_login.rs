@@ -15,11 +15,29 @@ use thingcall_proto::wire::{Credentials, Secret};
 const USER: &str = "thingcall";
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A file holding `password` and a line break, as a mounted secret would.
-fn password_file(name: &str, password: &str) -> PathBuf {
+/// A file holding a password and a line break, as a mounted secret would;
+/// removed when dropped.
+struct PasswordFile(PathBuf);
+
+impl Drop for PasswordFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A gateway configuration logging in to `broker` as [`USER`] with
+/// `password`, and the file that holds it (keep it until the gateway runs).
+fn login_config(
+    broker: &thingcall_testkit::Mosquitto,
+    name: &str,
+    password: &str,
+) -> (thingcall_server::Config, PasswordFile) {
     let path = std::env::temp_dir().join(format!("tc-login-{}-{name}", std::process::id()));
     std::fs::write(&path, format!("{password}\n")).expect("write password file");
-    path
+    let mut cfg = gateway_config(broker.addr());
+    cfg.broker.mqtt_username = Some(USER.into());
+    cfg.broker.mqtt_password_file = Some(path.clone());
+    (cfg, PasswordFile(path))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,9 +49,7 @@ async fn gateway_and_device_log_in_with_a_password() {
     let Some(broker) = thingcall_testkit::Mosquitto::start_with_password(USER, PASSWORD) else {
         return;
     };
-    let mut cfg = gateway_config(broker.addr());
-    cfg.broker.mqtt_username = Some(USER.into());
-    cfg.broker.mqtt_password_file = Some(password_file("ok", PASSWORD));
+    let (cfg, _file) = login_config(&broker, "ok", PASSWORD);
     cfg.validate().expect("valid configuration");
     let gw = thingcall_server::start(cfg).await.expect("gateway starts");
     soon("gateway logged in", gw.wait_connected()).await;
@@ -75,9 +91,7 @@ async fn a_wrong_password_never_connects() {
     let Some(broker) = thingcall_testkit::Mosquitto::start_with_password(USER, PASSWORD) else {
         return;
     };
-    let mut cfg = gateway_config(broker.addr());
-    cfg.broker.mqtt_username = Some(USER.into());
-    cfg.broker.mqtt_password_file = Some(password_file("wrong", "not the password"));
+    let (cfg, _file) = login_config(&broker, "wrong", "not the password");
     let gw = thingcall_server::start(cfg)
         .await
         .expect("gateway starts and keeps trying");

@@ -7,6 +7,21 @@ use common::{req, soon};
 use thingcall_device::{spawn_device, standard_methods, DeviceOptions};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
 
+/// A gateway configuration for `broker`'s TLS listener, trusting the CA of
+/// `ca_of`.
+fn tls_config(
+    broker: &thingcall_testkit::Mosquitto,
+    ca_of: &thingcall_testkit::Mosquitto,
+) -> thingcall_server::Config {
+    let mut cfg = common::gateway_config(broker.addr());
+    cfg.mqtt_url = Some(format!(
+        "mqtts://{}",
+        broker.tls_addr().expect("TLS listener")
+    ));
+    cfg.broker.mqtt_ca = Some(ca_of.ca_path());
+    cfg
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(mosquitto),
@@ -16,10 +31,7 @@ async fn gateway_session_over_tls() {
     let Some(broker) = thingcall_testkit::Mosquitto::start_with_tls() else {
         return;
     };
-    let tls = broker.tls_addr().unwrap();
-    let mut cfg = common::gateway_config(broker.addr());
-    cfg.mqtt_url = Some(format!("mqtts://{tls}"));
-    cfg.broker.mqtt_ca = Some(broker.ca_path());
+    let cfg = tls_config(&broker, &broker);
     cfg.validate().unwrap();
     let gw = thingcall_server::start(cfg).await.expect("gateway");
     soon("TLS session up", gw.wait_connected()).await;
@@ -53,9 +65,8 @@ async fn untrusted_broker_certificate_is_refused() {
     let Some(other) = thingcall_testkit::Mosquitto::start_with_tls() else {
         return;
     };
-    let mut cfg = common::gateway_config(broker.addr());
-    cfg.mqtt_url = Some(format!("mqtts://{}", broker.tls_addr().unwrap()));
-    cfg.broker.mqtt_ca = Some(other.ca_path()); // a CA that did not sign this broker's certificate
+    // A CA that did not sign this broker's certificate.
+    let cfg = tls_config(&broker, &other);
     let gw = thingcall_server::start(cfg)
         .await
         .expect("gateway starts; the session keeps retrying");
@@ -87,9 +98,7 @@ async fn gateway_and_device_present_client_certificates() {
         return;
     };
     let tls = broker.tls_addr().unwrap();
-    let mut cfg = common::gateway_config(broker.addr());
-    cfg.mqtt_url = Some(format!("mqtts://{tls}"));
-    cfg.broker.mqtt_ca = Some(broker.ca_path());
+    let mut cfg = tls_config(&broker, &broker);
     let (cert, key) = broker.client_cert("gateway");
     cfg.broker.mqtt_cert = Some(cert);
     cfg.broker.mqtt_key = Some(key);
@@ -129,9 +138,7 @@ async fn a_gateway_without_a_client_certificate_is_refused() {
     let Some(broker) = thingcall_testkit::Mosquitto::start_with_mutual_tls() else {
         return;
     };
-    let mut cfg = common::gateway_config(broker.addr());
-    cfg.mqtt_url = Some(format!("mqtts://{}", broker.tls_addr().unwrap()));
-    cfg.broker.mqtt_ca = Some(broker.ca_path());
+    let cfg = tls_config(&broker, &broker);
     let gw = thingcall_server::start(cfg)
         .await
         .expect("gateway starts, keeps trying");

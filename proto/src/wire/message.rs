@@ -39,7 +39,8 @@ pub struct NativeRequest {
     /// The payload's MIME type, when the caller gave one.
     pub content_type: Option<String>,
     /// Further user properties (idempotency key, trace context, caller
-    /// metadata), sent after `deadline`.
+    /// metadata), sent after `deadline`. Leave capacity for one more, and
+    /// encoding allocates no second vector.
     pub user_properties: Vec<(String, String)>,
 }
 

@@ -33,9 +33,13 @@ impl NativeRequest {
     /// `deadline` user property before the others.
     pub fn encode(self, now: SystemTime) -> Encoded {
         let remaining = self.deadline.duration_since(now).unwrap_or_default();
-        let mut user_properties = Vec::with_capacity(1 + self.user_properties.len());
-        user_properties.push((PROP_DEADLINE.to_owned(), unix_ms(self.deadline).to_string()));
-        user_properties.extend(self.user_properties);
+        // Into the caller's vector: no second allocation per request when it
+        // left room for this one (see `NativeRequest::user_properties`).
+        let mut user_properties = self.user_properties;
+        user_properties.insert(
+            0,
+            (PROP_DEADLINE.to_owned(), unix_ms(self.deadline).to_string()),
+        );
         Encoded {
             topic: self.topic,
             payload: self.payload,

@@ -27,9 +27,9 @@ impl Gateway {
         if contract == Contract::Seed {
             return self.publish_seed_request(req, id, remaining);
         }
-        // Idempotency key, trace context (two), then metadata; the codec
-        // puts `deadline` first.
-        let mut user_properties = Vec::with_capacity(3 + req.metadata.len());
+        // Idempotency key, trace context (two), then metadata; room for the
+        // `deadline` the codec puts first.
+        let mut user_properties = Vec::with_capacity(4 + req.metadata.len());
         if !req.idempotency_key.is_empty() {
             user_properties.push((
                 wire::PROP_IDEMPOTENCY_KEY.to_owned(),

@@ -10,8 +10,6 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use thingcall_proto::v1::{self, device_event::Kind, Contract, InvokeRequest};
-#[cfg(test)]
-use thingcall_proto::Reason;
 
 use crate::error::Error;
 use crate::gateway::Answer;
@@ -208,6 +206,7 @@ pub fn event(ev: &v1::DeviceEvent) -> (&'static str, Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use thingcall_proto::Reason;
 
     #[test]
     fn durations() {
