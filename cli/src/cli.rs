@@ -25,6 +25,18 @@ pub struct Cli {
     )]
     pub server: String,
 
+    /// Token for a gateway that authenticates callers: a JWT or an API key,
+    /// sent as `authorization: Bearer`. Prefer the environment variable: a
+    /// flag shows in `ps`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "THINGCALL_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -156,3 +156,87 @@ async fn unreachable_gateway_is_exit_69() {
     assert!(err.starts_with("thingcall: UNREACHABLE: "), "{err}");
     assert_eq!(err.lines().count(), 1);
 }
+
+/// Against a gateway that authenticates callers: no token is exit 11 with
+/// UNAUTHENTICATED; the token from `THINGCALL_TOKEN` or `--token` calls, and
+/// the typed client's `with_token` does too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_reach_a_gateway_that_authenticates() {
+    use clap::Parser;
+    let key = "tc_cli_test_key_0123456789";
+    let keys = std::env::temp_dir().join(format!("tc-cli-keys-{}", std::process::id()));
+    let line = thingcall_server::auth::apikeys::hash_line(key);
+    std::fs::write(&keys, format!("cli {line}\n")).unwrap();
+    let config = thingcall_server::Config::try_parse_from([
+        "thingcall-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--embedded-broker-listen",
+        "127.0.0.1:0",
+        "--demo",
+        "1",
+        "--api-keys",
+        keys.to_str().unwrap(),
+    ])
+    .unwrap();
+    config.validate().unwrap();
+    let gw = thingcall_server::start(config).await.unwrap();
+    within("demo online", async {
+        gw.wait_connected().await;
+        gw.wait_demo_online().await;
+    })
+    .await;
+    let server = format!("http://{}", gw.grpc_addr);
+
+    let out = thingcall(&server, &["invoke", "demo-1", "echo", "--payload", "x"]).await;
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("thingcall: UNAUTHENTICATED: "),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_thingcall"));
+    cmd.args([
+        "--server",
+        &server,
+        "invoke",
+        "demo-1",
+        "echo",
+        "--payload",
+        "env",
+    ])
+    .env("THINGCALL_TOKEN", key);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"env");
+
+    let out = thingcall(&server, &["--token", key, "devices"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("demo-1"));
+
+    let mut client = Client::connect(&server)
+        .await
+        .unwrap()
+        .with_token(key)
+        .unwrap();
+    let reply = client
+        .invoke(InvokeRequest {
+            target: "demo-1".into(),
+            method: "echo".into(),
+            payload: b"typed".to_vec().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.payload, b"typed".as_slice());
+    assert!(Client::connect(&server)
+        .await
+        .unwrap()
+        .with_token("line\nbreak")
+        .is_err());
+    gw.stop().await;
+    std::fs::remove_file(&keys).unwrap();
+}

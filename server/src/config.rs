@@ -8,6 +8,8 @@ use clap::Parser;
 use thingcall_device::broker_args::BrokerArgs;
 use thingcall_proto::wire::tls::TlsFiles;
 
+use crate::auth::{Auth, AuthArgs};
+
 /// Exit code for bad configuration (`EX_USAGE` from sysexits.h).
 pub const EX_USAGE: i32 = 64;
 
@@ -121,6 +123,10 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
+    /// Who may call, and what (README, "Security").
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
     /// Also start N simulated devices in-process (`demo-1` .. `demo-N`).
     #[arg(long, env = "THINGCALL_DEMO", default_value_t = 0)]
     pub demo: u32,
@@ -173,6 +179,20 @@ impl Config {
         }
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());
+        }
+        // Reads the key, secret, JWKS and policy files once, so a bad one is
+        // one line now.
+        Auth::from_args(&self.auth, false)?;
+        if !self.listen.ip().is_loopback()
+            && !self.auth.authenticates(false)
+            && !self.auth.insecure_no_auth
+        {
+            return Err(format!(
+                "refusing to serve {} with no authentication (anyone who reaches it could call \
+                 any device): give --api-keys, --jwt-secret-file or --jwt-jwks, or \
+                 --insecure-no-auth to serve it open anyway",
+                self.listen
+            ));
         }
         Ok(())
     }
@@ -306,6 +326,36 @@ mod tests {
             assert!(!err.contains("s3cret"), "{err}");
         }
         std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn non_loopback_listen_needs_authentication() {
+        let err = parse(&["--listen", "0.0.0.0:8080"]).unwrap_err();
+        assert!(err.contains("refusing to serve 0.0.0.0:8080"), "{err}");
+        assert!(
+            err.contains("--insecure-no-auth") && !err.contains('\n'),
+            "{err}"
+        );
+        assert!(parse(&["--listen", "0.0.0.0:8080", "--insecure-no-auth"]).is_ok());
+        assert!(
+            parse(&["--listen", "[::1]:8080"]).is_ok(),
+            "loopback is fine"
+        );
+        let keys = std::env::temp_dir().join(format!("tc-config-keys-{}", std::process::id()));
+        let line = crate::auth::apikeys::hash_line("k");
+        std::fs::write(&keys, format!("ci {line}\n")).unwrap();
+        let keys_arg = keys.to_str().unwrap();
+        assert!(parse(&["--listen", "0.0.0.0:8080", "--api-keys", keys_arg]).is_ok());
+        for bad in [
+            &["--policy", "/nonexistent.toml"][..],
+            &["--api-keys", "/nonexistent"],
+            &["--jwt-secret-file", keys_arg],
+            &["--jwt-issuer", "x"],
+        ] {
+            let err = parse(bad).expect_err("refused");
+            assert!(!err.contains('\n'), "{bad:?}: {err}");
+        }
+        std::fs::remove_file(&keys).unwrap();
     }
 
     #[test]

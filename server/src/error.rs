@@ -58,6 +58,16 @@ pub enum Error {
     /// The gateway is draining.
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// No credentials, or ones that do not verify. The message says which
+    /// check failed and never repeats the credential.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The policy does not allow this caller this call or query.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The caller's own rate limit (policy `[[limit]]`) is used up.
+    #[error("{0} is over its call rate")]
+    RateLimited(String),
 }
 
 impl Error {
@@ -74,6 +84,9 @@ impl Error {
             Error::BrokerUnavailable => Reason::BrokerUnavailable,
             Error::Overloaded(_) => Reason::Overloaded,
             Error::ShuttingDown => Reason::ShuttingDown,
+            Error::Unauthenticated(_) => Reason::Unauthenticated,
+            Error::PermissionDenied(_) => Reason::PermissionDenied,
+            Error::RateLimited(_) => Reason::Overloaded,
         }
     }
 

@@ -10,6 +10,7 @@
 //! adapters; [`server`] wires it together.
 
 pub mod api;
+pub mod auth;
 /// The embedded MQTT 5 broker (crate `thingcall-broker`).
 #[cfg(feature = "embedded-broker")]
 pub use thingcall_broker as broker;

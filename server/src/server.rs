@@ -39,6 +39,8 @@ pub struct Running {
     pub mqtt_addr: (String, u16),
     /// The core, for in-process callers and tests.
     pub gateway: Arc<Gateway>,
+    /// Caller authentication, when configured.
+    auth: Option<Arc<crate::auth::Auth>>,
     health: HealthReporter,
     drain_timeout: Duration,
     /// Ends the HTTP server: GOAWAY, then close once requests finished.
@@ -137,9 +139,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (health, _) = tonic_health::server::health_reporter();
     health.set_serving::<DeviceGatewayServer<GrpcApi>>().await;
     let (http_stop, http_stop_rx) = watch::channel(false);
+    let auth = crate::auth::Auth::from_args(&config.auth, false)
+        .map_err(anyhow::Error::msg)?
+        .map(Arc::new);
+    if auth.is_none() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "serving without authentication (--insecure-no-auth)");
+    }
     let grpc = tokio::spawn(serve_http(
         listener,
         gateway.clone(),
+        auth.clone(),
         crate::api::health::service(&health, http_stop_rx.clone()),
         config.cors_origins.clone(),
         http_stop_rx,
@@ -151,6 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         grpc_addr,
         mqtt_addr,
         gateway,
+        auth,
         health,
         drain_timeout: config.drain_timeout,
         http_stop,
@@ -197,6 +207,7 @@ fn demo_devices(
 async fn serve_http(
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    auth: Option<Arc<crate::auth::Auth>>,
     health_service: HealthServer<crate::api::health::EndingHealth>,
     cors_origins: Vec<String>,
     mut stop: watch::Receiver<bool>,
@@ -222,11 +233,18 @@ async fn serve_http(
         .routes()
         .prepare()
         .into_axum_router();
-    let app = grpc
+    let mut app = grpc
         .merge(crate::api::http::router(gateway.clone()))
         .merge(crate::api::seed::router(gateway))
-        .fallback(crate::api::http::not_found)
-        .layer(cors(&cors_origins));
+        .fallback(crate::api::http::not_found);
+    if let Some(auth) = auth {
+        // Inside CORS: a browser's preflight carries no credentials.
+        app = app.layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::layer::authenticate,
+        ));
+    }
+    let app = app.layer(cors(&cors_origins));
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
@@ -265,6 +283,16 @@ impl Running {
     pub async fn wait_connected(&self) {
         let mut rx = self.gateway.connected();
         let _ = rx.wait_for(|c| *c).await;
+    }
+
+    /// Reads the reloadable files again (SIGHUP): the JWKS. What fails to
+    /// load is logged and the old contents stay in force.
+    pub fn reload(&self) {
+        if let Some(auth) = &self.auth {
+            if let Err(e) = auth.reload() {
+                tracing::warn!(error = %e, "reload failed; keeping the old keys");
+            }
+        }
     }
 
     /// Waits until every demo device is online.
@@ -383,7 +411,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         gateway_id = %running.gateway.config().gateway_id,
         "thingcall-server listening"
     );
-    shutdown.await;
+    #[cfg(unix)]
+    let shutdown = async {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return anyhow::Ok(()),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    running.reload();
+                }
+            }
+        }
+    };
+    shutdown.await?;
     tracing::info!("shutting down");
     let report = running.stop().await;
     tracing::info!(

@@ -45,6 +45,8 @@ pub struct Caller {
     pub parent: Option<Context>,
     /// Where the call came in, as its adapter describes it.
     pub surface: Surface,
+    /// What the caller may do (from its credentials and the policy).
+    pub access: crate::auth::Access,
 }
 
 impl Caller {
@@ -60,7 +62,13 @@ impl Caller {
             deadline,
             parent: tracing.then(|| thingcall_proto::trace::from_headers(headers)),
             surface,
+            access: crate::auth::Access::All,
         }
+    }
+
+    /// The same caller with `access`.
+    pub fn with_access(self, access: crate::auth::Access) -> Caller {
+        Caller { access, ..self }
     }
 }
 

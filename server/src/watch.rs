@@ -13,6 +13,8 @@ use thingcall_proto::v1::{device_event::Kind, Closing, DeviceEvent, Lagged, Sync
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::auth::Access;
+
 /// How long a watcher's final `closing` event may wait for room in its buffer.
 const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
@@ -100,6 +102,7 @@ impl Hub {
         initial: Vec<DeviceEvent>,
         pattern: String,
         include_events: bool,
+        access: Access,
     ) -> ReceiverStream<SharedEvent> {
         let (tx, out) = mpsc::channel(self.per_watcher);
         let closed = self.closed.subscribe();
@@ -113,6 +116,7 @@ impl Hub {
             Filter {
                 pattern,
                 include_events,
+                access,
             },
             open,
         ));
@@ -133,6 +137,8 @@ pub fn event(device: &str, kind: Kind) -> DeviceEvent {
 struct Filter {
     pattern: String,
     include_events: bool,
+    /// Devices the policy hides from this watcher stay hidden.
+    access: Access,
 }
 
 async fn forward(
@@ -146,6 +152,7 @@ async fn forward(
     let Filter {
         pattern,
         include_events,
+        access,
     } = filter;
     let devices = initial.len() as u32;
     for ev in initial {
@@ -174,12 +181,13 @@ async fn forward(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
+        let matches = || {
+            thingcall_proto::wire::glob_match(&pattern, &ev.device) && access.may_watch(&ev.device)
+        };
         let wanted = match &ev.kind {
             Some(Kind::Lagged(_) | Kind::Closing(_)) => true,
-            Some(Kind::Event(_)) => {
-                include_events && thingcall_proto::wire::glob_match(&pattern, &ev.device)
-            }
-            _ => thingcall_proto::wire::glob_match(&pattern, &ev.device),
+            Some(Kind::Event(_)) => include_events && matches(),
+            _ => matches(),
         };
         if wanted && tx.send(ev).await.is_err() {
             return;
@@ -218,6 +226,7 @@ mod tests {
             vec![event("pump-1", presence("pump-1"))],
             "pump-*".into(),
             false,
+            Access::All,
         );
         hub.send("valve-1", presence("valve-1"));
         hub.send("pump-2", presence("pump-2"));
@@ -238,7 +247,7 @@ mod tests {
     async fn close_sends_a_final_closing_event_then_ends() {
         let hub = Hub::new(16);
         let rx = hub.subscribe();
-        let mut s = hub.watch(rx, vec![], String::new(), false);
+        let mut s = hub.watch(rx, vec![], String::new(), false, Access::All);
         let synced = s.next().await.expect("synced");
         assert!(matches!(synced.kind, Some(Kind::Synced(_))));
         hub.close();
@@ -254,7 +263,7 @@ mod tests {
     async fn slow_watcher_gets_lagged_and_never_blocks_sender() {
         let hub = Hub::new(4);
         let rx = hub.subscribe();
-        let mut s = hub.watch(rx, vec![], String::new(), false);
+        let mut s = hub.watch(rx, vec![], String::new(), false, Access::All);
         // Nobody reads: the sender must still never block.
         for i in 0..100 {
             hub.send(&format!("d{i}"), presence("x"));

@@ -10,6 +10,7 @@ fn bad_config_is_one_line_and_exit_64() {
         &["--mqtt-url", "http://broker:1883"],
         &["--gateway-id", "a/b"],
         &["--no-such-flag"],
+        &["--listen", "0.0.0.0:0"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_thingcall-server"))
             .args(args)

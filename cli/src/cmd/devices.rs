@@ -1,6 +1,6 @@
 //! `thingcall devices` and `thingcall device`: the gateway's presence view.
 
-use thingcall_client::{exit, Client};
+use thingcall_client::exit;
 
 use super::{write_stdout, Failure};
 use crate::cli::{DeviceArgs, DevicesArgs};
@@ -8,8 +8,8 @@ use crate::format::device;
 
 /// Every matching device, sorted by id (the gateway sorts too, but the
 /// table must not depend on it).
-pub async fn list(server: &str, args: DevicesArgs) -> Result<u8, Failure> {
-    let mut client = Client::connect(server).await?;
+pub async fn list(gateway: &super::Gateway<'_>, args: DevicesArgs) -> Result<u8, Failure> {
+    let mut client = gateway.connect().await?;
     let mut devices = client
         .list_devices(args.pattern.as_deref().unwrap_or_default())
         .await?;
@@ -25,8 +25,8 @@ pub async fn list(server: &str, args: DevicesArgs) -> Result<u8, Failure> {
 
 /// One device; an unknown id is whatever error the gateway answers
 /// (typically NOT_FOUND, exit 70).
-pub async fn show(server: &str, args: DeviceArgs) -> Result<u8, Failure> {
-    let mut client = Client::connect(server).await?;
+pub async fn show(gateway: &super::Gateway<'_>, args: DeviceArgs) -> Result<u8, Failure> {
+    let mut client = gateway.connect().await?;
     let found = client.get_device(&args.id).await?;
     let text = if args.json {
         format!("{}\n", device::device_fields(&found))

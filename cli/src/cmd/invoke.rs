@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read};
 use std::time::Duration;
 
 use thingcall_client::proto::{Contract, InvokeRequest, InvokeResponse};
-use thingcall_client::{exit, CallError, Client};
+use thingcall_client::{exit, CallError};
 use tonic::Code;
 
 use super::{write_stdout, Failure};
@@ -18,7 +18,7 @@ use crate::format::time;
 const GATEWAY_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the call; `Ok(0)` for a 2xx answer, `Ok(1)` for any other status.
-pub async fn run(server: &str, args: InvokeArgs) -> Result<u8, Failure> {
+pub async fn run(gateway: &super::Gateway<'_>, args: InvokeArgs) -> Result<u8, Failure> {
     let verbose = args.verbose;
     let payload = read_payload(&args)?;
     let budget = args
@@ -27,7 +27,7 @@ pub async fn run(server: &str, args: InvokeArgs) -> Result<u8, Failure> {
         .saturating_add(GATEWAY_GRACE);
     let req = request(args, payload)?;
     let call = async {
-        let mut client = Client::connect(server).await?;
+        let mut client = gateway.connect().await?;
         match tokio::time::timeout(budget, client.invoke(req)).await {
             Ok(reply) => reply,
             Err(_) => Err(CallError::new(

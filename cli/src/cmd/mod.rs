@@ -7,7 +7,7 @@ mod watch;
 
 use std::io::{self, Write};
 
-use thingcall_client::{exit, CallError};
+use thingcall_client::{exit, CallError, Client};
 
 use crate::cli::{Cli, Command};
 
@@ -58,13 +58,34 @@ impl Failure {
     }
 }
 
+/// The gateway the commands call, and the caller's token.
+pub struct Gateway<'a> {
+    server: &'a str,
+    token: Option<&'a str>,
+}
+
+impl Gateway<'_> {
+    /// Connects, with the token when one was given.
+    pub async fn connect(&self) -> Result<Client, CallError> {
+        let client = Client::connect(self.server).await?;
+        match self.token {
+            Some(token) => client.with_token(token),
+            None => Ok(client),
+        }
+    }
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
+    let gateway = Gateway {
+        server: &cli.server,
+        token: cli.token.as_deref(),
+    };
     let result = match cli.command {
-        Command::Invoke(args) => invoke::run(&cli.server, args).await,
-        Command::Watch(args) => watch::run(&cli.server, args).await,
-        Command::Devices(args) => devices::list(&cli.server, args).await,
-        Command::Device(args) => devices::show(&cli.server, args).await,
+        Command::Invoke(args) => invoke::run(&gateway, args).await,
+        Command::Watch(args) => watch::run(&gateway, args).await,
+        Command::Devices(args) => devices::list(&gateway, args).await,
+        Command::Device(args) => devices::show(&gateway, args).await,
         Command::Bench(args) => match thingcall_bench::run(&cli.server, args).await {
             Ok(report) => write_stdout(report.as_bytes()).map(|_| exit::OK),
             Err(setup) => {

@@ -1,7 +1,7 @@
 //! `thingcall watch`: prints the gateway's device event stream, one line
 //! per event, until the stream ends or Ctrl-C.
 
-use thingcall_client::{exit, CallError, Client};
+use thingcall_client::{exit, CallError};
 
 use super::{write_stdout, Failure};
 use crate::cli::WatchArgs;
@@ -9,10 +9,10 @@ use crate::format::event;
 
 /// Streams until the gateway closes the stream (exit 0), Ctrl-C (exit 0),
 /// the reader goes away (exit 0) or the stream fails (its error's code).
-pub async fn run(server: &str, args: WatchArgs) -> Result<u8, Failure> {
+pub async fn run(gateway: &super::Gateway<'_>, args: WatchArgs) -> Result<u8, Failure> {
     let pattern = args.pattern.unwrap_or_default();
     let watching = async {
-        let mut client = Client::connect(server).await?;
+        let mut client = gateway.connect().await?;
         let mut stream = client.watch(&pattern, args.events).await?;
         while let Some(ev) = stream.message().await.map_err(CallError::from)? {
             let mut line = if args.json {

@@ -9,8 +9,9 @@ use thingcall_proto::v1::{
     Device, DeviceEvent, GetDeviceRequest, InvokeRequest, InvokeResponse, ListDevicesRequest,
     WatchDeviceRequest,
 };
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
-use tonic::Code;
+use tonic::{Code, Request};
 
 use crate::error::{error_chain, reason, CallError};
 
@@ -49,6 +50,8 @@ pub fn endpoint(server: &str) -> Result<Endpoint, CallError> {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: DeviceGatewayClient<Channel>,
+    /// `authorization: Bearer TOKEN`, sent with every request when set.
+    token: Option<MetadataValue<Ascii>>,
 }
 
 impl Client {
@@ -66,12 +69,40 @@ impl Client {
     pub fn new(channel: Channel) -> Client {
         Client {
             inner: DeviceGatewayClient::new(channel),
+            token: None,
         }
+    }
+
+    /// Sends `token` (a JWT or an API key) as `authorization: Bearer` with
+    /// every call, for gateways that authenticate callers. The token is
+    /// marked sensitive, so HTTP/2 never indexes it in its header tables.
+    pub fn with_token(mut self, token: &str) -> Result<Client, CallError> {
+        let mut value: MetadataValue<Ascii> =
+            format!("Bearer {}", token.trim()).parse().map_err(|_| {
+                CallError::new(
+                    reason::INVALID_ARGUMENT,
+                    "the token has characters a header cannot carry",
+                    Code::InvalidArgument,
+                )
+            })?;
+        value.set_sensitive(true);
+        self.token = Some(value);
+        Ok(self)
+    }
+
+    /// `message` as a request carrying the token.
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut req = Request::new(message);
+        if let Some(token) = &self.token {
+            req.metadata_mut().insert("authorization", token.clone());
+        }
+        req
     }
 
     /// Runs one method on one device. A device-reported failure is not an
     /// error: it comes back as `Ok` with the device's `status`.
     pub async fn invoke(&mut self, req: InvokeRequest) -> Result<InvokeResponse, CallError> {
+        let req = self.request(req);
         Ok(self.inner.invoke(req).await?.into_inner())
     }
 
@@ -80,6 +111,7 @@ impl Client {
         let req = GetDeviceRequest {
             target: id.to_owned(),
         };
+        let req = self.request(req);
         Ok(self.inner.get_device(req).await?.into_inner())
     }
 
@@ -95,6 +127,7 @@ impl Client {
                 page_size: 0,
                 page_token: page_token.clone(),
             };
+            let req = self.request(req);
             let page = self.inner.list_devices(req).await?.into_inner();
             devices.extend(page.devices);
             if page.next_page_token.is_empty() {
@@ -125,11 +158,13 @@ impl Client {
             target: pattern.to_owned(),
             include_events,
         };
+        let req = self.request(req);
         Ok(self.inner.watch_device(req).await?.into_inner())
     }
 
     /// The generated client, for request metadata, deadlines or RPCs this
-    /// wrapper does not cover.
+    /// wrapper does not cover (requests made through it carry no token:
+    /// set `authorization` in their metadata).
     pub fn raw(&mut self) -> &mut DeviceGatewayClient<Channel> {
         &mut self.inner
     }

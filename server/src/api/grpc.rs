@@ -14,6 +14,7 @@ use thingcall_proto::v1::{
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::auth::layer::grpc_access;
 use crate::gateway::Gateway;
 use crate::telemetry::{Caller, Surface};
 
@@ -79,7 +80,8 @@ impl DeviceGateway for GrpcApi {
             headers,
             if web { INVOKE_WEB } else { INVOKE },
             grpc_timeout(request.metadata()).map(|t| Instant::now() + t),
-        );
+        )
+        .with_access(grpc_access(&request));
         let call = self.core.invoke(request.into_inner(), caller);
         // `map`, not an async block: awaiting a captured future would keep
         // it twice, once captured and once being awaited.
@@ -105,8 +107,9 @@ impl DeviceGateway for GrpcApi {
         &self,
         request: Request<WatchDeviceRequest>,
     ) -> Result<Response<Self::WatchDeviceStream>, Status> {
+        let access = grpc_access(&request);
         let req = request.into_inner();
-        let stream = self.core.watch(&req.target, req.include_events)?;
+        let stream = self.core.watch(&access, &req.target, req.include_events)?;
         Ok(Response::new(Box::pin(
             stream.map(|ev| Ok(DeviceEvent::clone(&ev))),
         )))
@@ -116,8 +119,10 @@ impl DeviceGateway for GrpcApi {
         &self,
         request: Request<GetDeviceRequest>,
     ) -> Result<Response<Device>, Status> {
+        let access = grpc_access(&request);
         Ok(Response::new(
-            self.core.get_device(&request.into_inner().target)?,
+            self.core
+                .get_device(&access, &request.into_inner().target)?,
         ))
     }
 
@@ -125,8 +130,10 @@ impl DeviceGateway for GrpcApi {
         &self,
         request: Request<ListDevicesRequest>,
     ) -> Result<Response<ListDevicesResponse>, Status> {
+        let access = grpc_access(&request);
         let r = request.into_inner();
         Ok(Response::new(self.core.list_devices(
+            &access,
             &r.target,
             r.page_size,
             &r.page_token,

@@ -55,7 +55,9 @@ fn invoke(
     request: Request,
 ) -> impl Future<Output = Response> {
     let started = Instant::now();
-    let caller = Caller::from_headers(core.tracing(), request.headers(), INVOKE, None);
+    let access = request.extensions().get::<crate::auth::Access>().cloned();
+    let caller = Caller::from_headers(core.tracing(), request.headers(), INVOKE, None)
+        .with_access(access.unwrap_or_default());
     async move {
         let req = match seed_request(q) {
             Ok(req) => req,
@@ -107,6 +109,12 @@ fn ok(answer: &Answer, started: Instant) -> Response {
     let response: Value = serde_json::from_slice(&answer.reply.payload)
         .unwrap_or_else(|_| String::from_utf8_lossy(&answer.reply.payload).into());
     Json(json!({"result": "ok", "elapsed": elapsed, "response": response})).into_response()
+}
+
+/// The sample's answer shape for a request refused before it was read
+/// (authentication).
+pub fn refusal(e: Error) -> Response {
+    failure(ApiError(e, None), Instant::now())
 }
 
 /// The sample's answer shapes for a failure, with the status and headers of

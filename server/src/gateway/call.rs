@@ -73,7 +73,7 @@ impl Gateway {
             // `call` borrows the request: a moved copy would sit in both
             // futures, which live as long as the call.
             let result = self
-                .call(&req, id, caller.deadline, received, trace.as_ref())
+                .call(&req, id, &caller, received, trace.as_ref())
                 .instrument(span.clone())
                 .await;
             if let Some(trace) = trace {
@@ -105,12 +105,15 @@ impl Gateway {
         &'a self,
         req: &'a InvokeRequest,
         id: CallId,
-        caller_deadline: Option<Instant>,
+        caller: &'a Caller,
         received: Instant,
         trace: Option<&'a CallTrace>,
     ) -> impl Future<Output = Result<Answer, Error>> + Send + 'a {
         async move {
-            let limits = validate::invoke(req, &self.cfg, received, caller_deadline)?;
+            let limits = validate::invoke(req, &self.cfg, received, caller.deadline)?;
+            // After validation (bad input is INVALID_ARGUMENT whoever sends
+            // it), before anything else: a denied call publishes nothing.
+            caller.access.check_invoke(&req.target, &req.method)?;
             if self.draining.load(Ordering::Relaxed) {
                 return Err(Error::ShuttingDown);
             }
@@ -238,10 +241,12 @@ impl Gateway {
     ) -> Result<Answer, Failed> {
         let received = Instant::now();
         let id = CallId::random();
-        // Bad input is refused as any call's is, and never claims its key.
+        // Bad input and denied calls are refused as any call's are, and
+        // never claim (or join) a key.
         let deadline = match validate::invoke(&req, &self.cfg, received, caller.deadline) {
-            Ok(limits) => limits.deadline,
-            Err(_) => return self.invoke_once(req, caller, id).await,
+            // Rules only: the rate token is taken by the call that runs.
+            Ok(limits) if caller.access.may_invoke(&req.target, &req.method) => limits.deadline,
+            _ => return self.invoke_once(req, caller, id).await,
         };
         let method = req.method.clone();
         let (id, mut done, lead) = match self.idempotency.claim(&req, id) {

@@ -6,24 +6,33 @@ use thingcall_proto::wire;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Gateway;
+use crate::auth::Access;
 use crate::error::Error;
 use crate::presence::DeviceState;
 use crate::validate;
 use crate::watch::SharedEvent;
 
 impl Gateway {
-    /// One device's presence.
-    pub fn get_device(&self, id: &str) -> Result<v1::Device, Error> {
+    /// One device's presence, if `access` may see it.
+    pub fn get_device(&self, access: &Access, id: &str) -> Result<v1::Device, Error> {
         wire::validate_id("target", id)?;
+        access.check_list()?;
+        if !access.may_list(id) {
+            return Err(Error::PermissionDenied(format!(
+                "the caller may not see device {id}"
+            )));
+        }
         let reg = self.registry.read();
         reg.get(id)
             .map(|s| device_proto(id, s))
             .ok_or_else(|| Error::DeviceNotFound(id.into()))
     }
 
-    /// A page of devices matching `pattern`, after `page_token`.
+    /// A page of the devices matching `pattern` that `access` may see,
+    /// after `page_token`.
     pub fn list_devices(
         &self,
+        access: &Access,
         pattern: &str,
         page_size: i32,
         page_token: &str,
@@ -38,10 +47,12 @@ impl Gateway {
                 )))
             }
         };
+        access.check_list()?;
         let after = (!page_token.is_empty()).then_some(page_token);
         let reg = self.registry.read();
         let mut devices: Vec<v1::Device> = reg
             .list(pattern, after)
+            .filter(|(id, _)| access.may_list(id))
             .take(size + 1)
             .map(|(id, s)| device_proto(id, s))
             .collect();
@@ -57,13 +68,15 @@ impl Gateway {
         })
     }
 
-    /// Current state of every matching device, then changes.
+    /// Current state of every matching device `access` may see, then changes.
     pub fn watch(
         &self,
+        access: &Access,
         pattern: &str,
         include_events: bool,
     ) -> Result<ReceiverStream<SharedEvent>, Error> {
         validate::pattern(pattern)?;
+        access.check_watch()?;
         if self.is_draining() {
             return Err(Error::ShuttingDown);
         }
@@ -72,11 +85,16 @@ impl Gateway {
             .registry
             .read()
             .list(pattern, None)
+            .filter(|(id, _)| access.may_watch(id))
             .map(|(id, s)| crate::watch::event(id, Kind::Presence(device_proto(id, s))))
             .collect();
-        Ok(self
-            .hub
-            .watch(rx, initial, pattern.to_owned(), include_events))
+        Ok(self.hub.watch(
+            rx,
+            initial,
+            pattern.to_owned(),
+            include_events,
+            access.clone(),
+        ))
     }
 }
 

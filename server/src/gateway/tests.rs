@@ -37,6 +37,7 @@ fn call_futures_stay_small() {
         deadline: None,
         parent: None,
         surface: crate::api::grpc::INVOKE,
+        access: crate::auth::Access::All,
     };
     let invoke = g.invoke(InvokeRequest::default(), caller());
     let size = std::mem::size_of_val(&invoke);

@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use crate::auth::Access;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::telemetry::{Caller, Surface};
@@ -73,7 +74,13 @@ fn invoke(
     // The whole request rather than a `HeaderMap` extractor, which would
     // copy every header of every call.
     let (parts, body) = request.into_parts();
-    let caller = Caller::from_headers(core.tracing(), &parts.headers, INVOKE, None);
+    let access = parts
+        .extensions
+        .get::<Access>()
+        .cloned()
+        .unwrap_or_default();
+    let caller =
+        Caller::from_headers(core.tracing(), &parts.headers, INVOKE, None).with_access(access);
     async move {
         // Room for base64 (4/3) and the JSON around the payload.
         let limit = core.config().max_payload / 3 * 4 + 64 * 1024;
@@ -135,9 +142,10 @@ struct ListQuery {
 
 async fn list_devices(
     State(core): State<Arc<Gateway>>,
+    access: Access,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let page = core.list_devices(&q.target, q.page_size, &q.page_token)?;
+    let page = core.list_devices(&access, &q.target, q.page_size, &q.page_token)?;
     Ok(Json(serde_json::json!({
         "devices": page.devices.iter().map(json::device).collect::<Vec<_>>(),
         "nextPageToken": page.next_page_token,
@@ -146,9 +154,10 @@ async fn list_devices(
 
 async fn get_device(
     State(core): State<Arc<Gateway>>,
+    access: Access,
     Path(target): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json::device(&core.get_device(&target)?)))
+    Ok(Json(json::device(&core.get_device(&access, &target)?)))
 }
 
 /// Unknown paths: a JSON 404 rather than a gRPC "unimplemented".

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use tokio_stream::StreamExt;
 
 use super::{json, ApiError};
+use crate::auth::Access;
 use crate::gateway::Gateway;
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -28,26 +29,29 @@ pub(super) struct EventsQuery {
 
 pub(super) async fn device_events(
     State(core): State<Arc<Gateway>>,
+    access: Access,
     Path(target): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    stream(&core, &target, q.include_events)
+    stream(&core, &access, &target, q.include_events)
 }
 
 pub(super) async fn events(
     State(core): State<Arc<Gateway>>,
+    access: Access,
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    stream(&core, &q.target, q.include_events)
+    stream(&core, &access, &q.target, q.include_events)
 }
 
 fn stream(
     core: &Gateway,
+    access: &Access,
     target: &str,
     include_events: bool,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let mut id = 0u64;
-    let events = core.watch(target, include_events)?.map(move |ev| {
+    let events = core.watch(access, target, include_events)?.map(move |ev| {
         id += 1;
         let (name, body) = json::event(&ev);
         Ok(Event::default()
