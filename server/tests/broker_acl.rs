@@ -14,12 +14,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use common::peer::{reply_address, topic_of, Peer};
 use common::{req, soon, wait_presence};
-use rumqttc::v5::mqttbytes::v5::{
-    Packet, PubAckReason, Publish, PublishProperties, SubscribeReasonCode,
-};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::mqttbytes::v5::{PubAckReason, PublishProperties, SubscribeReasonCode};
+use rumqttc::v5::MqttOptions;
 use thingcall_device::{spawn_device, standard_methods, Contract, DeviceOptions};
 use thingcall_proto::v1::device_event::Kind;
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
@@ -27,7 +25,6 @@ use thingcall_proto::v1::{Contract as ApiContract, InvokeResponse, WatchDeviceRe
 use thingcall_proto::wire::tls::TlsFiles;
 use thingcall_proto::wire::{Credentials, Secret, Topics};
 use thingcall_testkit::Mosquitto;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
@@ -128,187 +125,6 @@ async fn watch(
     })
     .await;
     s
-}
-
-/// A raw MQTT 5 client the test drives packet by packet: the honest but
-/// slow device A (so the test knows its calls' correlation data and says
-/// when it answers), and the misbehaving device B.
-struct Peer {
-    client: AsyncClient,
-    packets: mpsc::UnboundedReceiver<Result<Packet, String>>,
-    poll: tokio::task::JoinHandle<()>,
-}
-
-impl Peer {
-    /// Connects with the certificate of `cn`, claiming client id `client_id`.
-    fn over_tls(broker: &Mosquitto, cn: &str, client_id: &str) -> Self {
-        let (cert, key) = broker.client_cert(cn);
-        let tls = TlsFiles {
-            ca: Some(broker.ca_path()),
-            client: Some((cert, key)),
-            alpn: Vec::new(),
-        }
-        .load()
-        .expect("TLS files");
-        let port = broker.tls_addr().expect("TLS").port();
-        let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
-        opts.set_transport(rumqttc::Transport::tls_with_config(tls));
-        Self::connect(opts)
-    }
-
-    /// Connects to the plain listener with the login `username`.
-    fn with_password(broker: &Mosquitto, username: &str) -> Self {
-        let mut opts = MqttOptions::new(username, "127.0.0.1", broker.port());
-        opts.set_credentials(username, PASSWORD);
-        Self::connect(opts)
-    }
-
-    fn connect(mut opts: MqttOptions) -> Self {
-        opts.set_max_packet_size(Some(1 << 20));
-        let (client, mut eventloop) = AsyncClient::new(opts, 16);
-        let (tx, packets) = mpsc::unbounded_channel();
-        // Forwards what the broker sends; ends on the first error, so a
-        // dropped connection is seen by the test and never silently redone.
-        let poll = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(p)) => {
-                        if tx.send(Ok(p)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Event::Outgoing(_)) => {}
-                    Err(e) => {
-                        let _ = tx.send(Err(e.to_string()));
-                        return;
-                    }
-                }
-            }
-        });
-        Self {
-            client,
-            packets,
-            poll,
-        }
-    }
-
-    /// The error that ended the connection, failing the test on any packet.
-    async fn refused(&mut self) -> String {
-        match soon("the broker's verdict", self.packets.recv()).await {
-            Some(Err(e)) => e,
-            other => panic!("expected a refused connection, got {other:?}"),
-        }
-    }
-
-    /// Reads packets until `pick` takes one. Fails the test on a lost
-    /// connection and on any publish that `pick` does not take: a peer
-    /// receives nothing the test does not expect.
-    async fn until<T>(&mut self, what: &str, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
-        soon(what, async {
-            loop {
-                let packet = self
-                    .packets
-                    .recv()
-                    .await
-                    .expect("poll task alive")
-                    .unwrap_or_else(|e| panic!("{what}: connection lost: {e}"));
-                if let Some(t) = pick(&packet) {
-                    return t;
-                }
-                if let Packet::Publish(p) = packet {
-                    panic!("{what}: unexpected publish on {:?}", topic_of(&p));
-                }
-            }
-        })
-        .await
-    }
-
-    /// Subscribes to `filters` (QoS 1) and returns the broker's SUBACK codes.
-    async fn subscribe(&mut self, filters: &[String]) -> Vec<SubscribeReasonCode> {
-        for f in filters {
-            self.client
-                .subscribe(f.clone(), QoS::AtLeastOnce)
-                .await
-                .expect("queue subscribe");
-        }
-        let mut codes = Vec::new();
-        while codes.len() < filters.len() {
-            let acked = self
-                .until("SUBACK", |p| match p {
-                    Packet::SubAck(a) => Some(a.return_codes.clone()),
-                    _ => None,
-                })
-                .await;
-            codes.extend(acked);
-        }
-        codes
-    }
-
-    /// The next publish the broker delivers.
-    async fn request(&mut self, what: &str) -> Publish {
-        self.until(what, |p| match p {
-            Packet::Publish(p) => Some(p.clone()),
-            _ => None,
-        })
-        .await
-    }
-
-    /// Publishes `payload` at QoS 1 and returns the broker's PUBACK reason.
-    async fn publish(
-        &mut self,
-        topic: &str,
-        props: PublishProperties,
-        payload: &'static str,
-    ) -> PubAckReason {
-        self.client
-            .publish_with_properties(topic, QoS::AtLeastOnce, false, payload, props)
-            .await
-            .expect("queue publish");
-        self.until("PUBACK", |p| match p {
-            Packet::PubAck(a) => Some(a.reason),
-            _ => None,
-        })
-        .await
-    }
-
-    /// Publishes `payload` as a reply with `correlation`; the PUBACK reason.
-    async fn reply(
-        &mut self,
-        topic: &str,
-        correlation: Bytes,
-        payload: &'static str,
-    ) -> PubAckReason {
-        let props = PublishProperties {
-            correlation_data: Some(correlation),
-            ..Default::default()
-        };
-        self.publish(topic, props, payload).await
-    }
-
-    /// Answers `request` on its ResponseTopic with its CorrelationData.
-    async fn answer(&mut self, request: &Publish, payload: &'static str) -> PubAckReason {
-        let (topic, correlation) = reply_address(request);
-        self.reply(&topic, correlation, payload).await
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.poll.abort();
-    }
-}
-
-fn topic_of(p: &Publish) -> String {
-    String::from_utf8_lossy(&p.topic).into_owned()
-}
-
-/// A request's ResponseTopic and CorrelationData.
-fn reply_address(request: &Publish) -> (String, Bytes) {
-    let props = request.properties.as_ref().expect("request properties");
-    (
-        props.response_topic.clone().expect("ResponseTopic"),
-        props.correlation_data.clone().expect("CorrelationData"),
-    )
 }
 
 /// Starts a call to `target` in its own task, so the test can play the
@@ -597,7 +413,7 @@ async fn the_same_acl_holds_for_password_logins() {
     assert_eq!(&r.payload[..], b"logged in");
 
     // B, logged in as itself, may not answer as A.
-    let mut b = Peer::with_password(&broker, B);
+    let mut b = Peer::with_password(&broker, B, PASSWORD);
     let topics = Topics::default();
     let refused = b
         .reply(
