@@ -10,7 +10,7 @@
 pub mod otlp;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,9 @@ pub struct Mosquitto {
     issuer: Option<Box<rcgen::Issuer<'static, rcgen::KeyPair>>>,
     /// The TLS listener wants a client certificate, whose CN is the username.
     mutual_tls: bool,
+    /// Set when an ACL file decides what each username may do; then each
+    /// listener also replaces the client id with the username.
+    acl_file: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -56,20 +59,20 @@ impl Mosquitto {
     /// connections; `None` (after saying so on stderr) when it is not
     /// installed and `CI` is not set.
     pub fn start() -> Option<Self> {
-        Self::launch(Tls::None, None)
+        Self::launch(Tls::None, &[], None)
     }
 
     /// Like [`Mosquitto::start`], but anonymous clients are refused: only
     /// `username` with `password` may connect (a `password_file` made with
     /// `mosquitto_passwd`).
     pub fn start_with_password(username: &str, password: &str) -> Option<Self> {
-        Self::launch(Tls::None, Some((username, password)))
+        Self::launch(Tls::None, &[(username, password)], None)
     }
 
     /// Like [`Mosquitto::start`], plus a TLS listener with a certificate
     /// for 127.0.0.1 from a CA generated on the fly (see [`Mosquitto::ca_path`]).
     pub fn start_with_tls() -> Option<Self> {
-        Self::launch(Tls::Server, None)
+        Self::launch(Tls::Server, &[], None)
     }
 
     /// Like [`Mosquitto::start_with_tls`], but the TLS listener accepts only
@@ -77,10 +80,21 @@ impl Mosquitto {
     /// and takes the certificate's common name as the username
     /// (`require_certificate`, `use_identity_as_username`).
     pub fn start_with_mutual_tls() -> Option<Self> {
-        Self::launch(Tls::Mutual, None)
+        Self::launch(Tls::Mutual, &[], None)
     }
 
-    fn launch(tls: Tls, login: Option<(&str, &str)>) -> Option<Self> {
+    /// Mosquitto with the security of a deployment, to test an ACL file
+    /// (`acl_file` is read as it is, so a test proves the file it names):
+    /// the mutual TLS listener of [`Mosquitto::start_with_mutual_tls`]
+    /// (certificate CN = username), the plain listener taking only the
+    /// `logins` (username, password) and no anonymous clients, and on both
+    /// the client id replaced by the username (`use_username_as_clientid`),
+    /// so an ACL's `%c` and `%u` are the same authenticated name.
+    pub fn start_with_acl(acl_file: &Path, logins: &[(&str, &str)]) -> Option<Self> {
+        Self::launch(Tls::Mutual, logins, Some(acl_file))
+    }
+
+    fn launch(tls: Tls, logins: &[(&str, &str)], acl_file: Option<&Path>) -> Option<Self> {
         let Some(bin) = find_binary() else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -99,16 +113,25 @@ impl Mosquitto {
                 (Some(free_port()?), Some(Box::new(issuer)))
             }
         };
-        let password_file = login.map(|(user, password)| {
+        let password_file = (!logins.is_empty()).then(|| {
             let file = dir.path().join("passwords");
-            let status = Command::new("mosquitto_passwd")
-                .args(["-b", "-c"])
-                .arg(&file)
-                .args([user, password])
-                .status()
-                .expect("mosquitto_passwd (it comes with mosquitto)");
-            assert!(status.success(), "mosquitto_passwd failed");
+            for (i, (user, password)) in logins.iter().enumerate() {
+                // `-c` creates the file with the first login.
+                let create: &[&str] = if i == 0 { &["-b", "-c"] } else { &["-b"] };
+                let status = Command::new("mosquitto_passwd")
+                    .args(create)
+                    .arg(&file)
+                    .args([user, password])
+                    .status()
+                    .expect("mosquitto_passwd (it comes with mosquitto)");
+                assert!(status.success(), "mosquitto_passwd failed");
+            }
             file
+        });
+        // An absolute path: Mosquitto resolves a relative one from its own
+        // working directory, not the test's.
+        let acl_file = acl_file.map(|f| {
+            std::fs::canonicalize(f).unwrap_or_else(|e| panic!("ACL file {}: {e}", f.display()))
         });
         let mut m = Self {
             bin,
@@ -118,6 +141,7 @@ impl Mosquitto {
             password_file,
             issuer,
             mutual_tls: tls == Tls::Mutual,
+            acl_file,
             child: None,
         };
         m.spawn();
@@ -156,20 +180,36 @@ impl Mosquitto {
         let conf = self.dir.path().join("mosquitto.conf");
         // Nagle off (see the README), unlimited queues for the gateway's
         // client, which receives every reply, and packets up to 1 MiB.
-        let access = match &self.password_file {
-            Some(file) => format!("allow_anonymous false\npassword_file {}", file.display()),
-            None => "allow_anonymous true".to_owned(),
+        let access = match (&self.password_file, &self.acl_file) {
+            (Some(file), _) => format!("allow_anonymous false\npassword_file {}", file.display()),
+            // An ACL names identities: nobody anonymous gets in.
+            (None, Some(_)) => "allow_anonymous false".to_owned(),
+            (None, None) => "allow_anonymous true".to_owned(),
+        };
+        // As deploy/mosquitto/mosquitto.conf: with an ACL, each listener
+        // makes the username the client id (a listener option, so it
+        // follows each `listener` line), and the queue keeps Mosquitto's
+        // finite default: with `max_queued_messages 0` Mosquitto 2.0.11
+        // closes the connection of a client right after refusing its
+        // publish, which a deployment would not see.
+        let (acl, per_listener, queue) = match &self.acl_file {
+            Some(file) => (
+                format!("acl_file {}\n", file.display()),
+                "use_username_as_clientid true\n",
+                "",
+            ),
+            None => (String::new(), "", "max_queued_messages 0\n"),
         };
         let mut text = format!(
-            "listener {} 127.0.0.1\n{access}\nset_tcp_nodelay true\npersistence false\n\
-             max_queued_messages 0\nmax_inflight_messages 0\nmax_packet_size 1048576\n\
-             log_dest stderr\nlog_type error\n",
+            "listener {} 127.0.0.1\n{per_listener}{access}\n{acl}set_tcp_nodelay true\n\
+             persistence false\n{queue}max_inflight_messages 0\n\
+             max_packet_size 1048576\nlog_dest stderr\nlog_type error\n",
             self.port
         );
         if let Some(tls) = self.tls_port {
             let d = self.dir.path().display();
             text.push_str(&format!(
-                "listener {tls} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server-key.pem\n"
+                "listener {tls} 127.0.0.1\n{per_listener}cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server-key.pem\n"
             ));
         }
         if self.mutual_tls {
