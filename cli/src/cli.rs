@@ -37,6 +37,32 @@ pub struct Cli {
     )]
     pub token: Option<String>,
 
+    /// PEM CA certificate to trust for an https:// gateway, instead of the
+    /// system's roots.
+    #[arg(long, global = true, value_name = "FILE", env = "THINGCALL_CACERT")]
+    pub cacert: Option<PathBuf>,
+
+    /// PEM client certificate for a gateway that authenticates callers by
+    /// certificate (with --key).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "THINGCALL_CERT",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key of --cert.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "THINGCALL_KEY",
+        requires = "cert"
+    )]
+    pub key: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

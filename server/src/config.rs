@@ -9,6 +9,7 @@ use thingcall_device::broker_args::BrokerArgs;
 use thingcall_proto::wire::tls::TlsFiles;
 
 use crate::auth::{Auth, AuthArgs};
+use crate::listener::args::ListenArgs;
 
 /// Exit code for bad configuration (`EX_USAGE` from sysexits.h).
 pub const EX_USAGE: i32 = 64;
@@ -17,9 +18,14 @@ pub const EX_USAGE: i32 = 64;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "thingcall-server", version, about)]
 pub struct Config {
-    /// Address for gRPC (h2c).
+    /// The one port of every API: gRPC, gRPC-web, HTTP/JSON (cleartext,
+    /// or TLS with --tls-cert).
     #[arg(long, env = "THINGCALL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// TLS and connection limits of --listen.
+    #[command(flatten)]
+    pub port: ListenArgs,
 
     /// External MQTT 5 broker, `mqtt://host:port` or `mqtts://host:port`
     /// (TLS). Without it the gateway starts its embedded broker.
@@ -182,14 +188,16 @@ impl Config {
         }
         // Reads the key, secret, JWKS and policy files once, so a bad one is
         // one line now.
-        Auth::from_args(&self.auth, false)?;
+        self.port.validate()?;
+        let client_certs = self.port.client_certs();
+        Auth::from_args(&self.auth, client_certs)?;
         if !self.listen.ip().is_loopback()
-            && !self.auth.authenticates(false)
+            && !self.auth.authenticates(client_certs)
             && !self.auth.insecure_no_auth
         {
             return Err(format!(
                 "refusing to serve {} with no authentication (anyone who reaches it could call \
-                 any device): give --api-keys, --jwt-secret-file or --jwt-jwks, or \
+                 any device): give --api-keys, --jwt-secret-file, --jwt-jwks or --tls-client-ca, or \
                  --insecure-no-auth to serve it open anyway",
                 self.listen
             ));

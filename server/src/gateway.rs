@@ -104,6 +104,8 @@ pub struct Gateway {
     idempotency: Arc<Idempotency>,
     /// Set when the process exports traces; `None` costs calls nothing.
     tracer: Option<SdkTracer>,
+    /// Kept by the listener, shown on `/metrics`.
+    connections: Arc<crate::metrics::Connections>,
 }
 
 impl Gateway {
@@ -125,9 +127,15 @@ impl Gateway {
                 cfg.idempotency_max_bytes,
             )),
             tracer: None,
+            connections: Arc::default(),
             outbox,
             cfg,
         }
+    }
+
+    /// The connection counts the listener keeps for `/metrics`.
+    pub fn connections(&self) -> Arc<crate::metrics::Connections> {
+        self.connections.clone()
     }
 
     /// The topics this gateway subscribes to and how what arrives on them
@@ -201,6 +209,11 @@ impl Gateway {
             watchers: *hub.watchers.borrow(),
             watch_lagged: hub.lagged.load(Ordering::Relaxed),
             idempotent_replays: self.idempotency.replays(),
+            connections_open: self.connections.open.load(Ordering::Relaxed),
+            connections_refused: self.connections.refused.load(Ordering::Relaxed),
+            tls_handshakes_failed: self.connections.tls_failed.load(Ordering::Relaxed),
+            connections_idle_closed: self.connections.idle_closed.load(Ordering::Relaxed),
+            connections_header_timeouts: self.connections.header_timeouts.load(Ordering::Relaxed),
         };
         metrics::render(&self.metrics, &snapshot)
     }

@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod idempotency;
+pub mod listener;
 pub mod message;
 pub mod metrics;
 pub mod mqtt;

@@ -181,6 +181,23 @@ impl CallMetrics {
     }
 }
 
+/// The listener's connection counts, kept by the listener and read at
+/// scrape time.
+#[derive(Debug, Default)]
+pub struct Connections {
+    /// Connections open now (TLS handshakes included).
+    pub open: AtomicU64,
+    /// Connections accepted and closed at once: the connection cap was reached.
+    pub refused: AtomicU64,
+    /// TLS handshakes that failed or did not finish in time.
+    pub tls_failed: AtomicU64,
+    /// Connections closed for having no request for the idle timeout.
+    pub idle_closed: AtomicU64,
+    /// Connections closed because their first request did not arrive
+    /// within the header timeout.
+    pub header_timeouts: AtomicU64,
+}
+
 /// Figures read at scrape time from the parts of the core that own them.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Snapshot {
@@ -208,6 +225,16 @@ pub struct Snapshot {
     pub watch_lagged: u64,
     /// Keyed calls answered from another call with their key.
     pub idempotent_replays: u64,
+    /// Caller connections open now.
+    pub connections_open: u64,
+    /// Caller connections closed at once for the connection cap.
+    pub connections_refused: u64,
+    /// Failed or timed-out TLS handshakes.
+    pub tls_handshakes_failed: u64,
+    /// Caller connections closed for being idle.
+    pub connections_idle_closed: u64,
+    /// Caller connections closed for sending no request in time.
+    pub connections_header_timeouts: u64,
 }
 
 /// The whole `/metrics` page.
@@ -273,6 +300,36 @@ pub fn render(calls: &CallMetrics, s: &Snapshot) -> String {
         "thingcall_idempotent_replays_total",
         "Keyed calls answered with the outcome of an earlier or running call with their key.",
         s.idempotent_replays,
+    );
+    gauge(
+        &mut out,
+        "thingcall_connections_open",
+        "Caller connections open on the gateway's port.",
+        s.connections_open,
+    );
+    counter(
+        &mut out,
+        "thingcall_connections_refused_total",
+        "Caller connections closed at once because --max-connections were open.",
+        s.connections_refused,
+    );
+    counter(
+        &mut out,
+        "thingcall_connections_idle_closed_total",
+        "Caller connections closed after --http-idle-timeout with no request.",
+        s.connections_idle_closed,
+    );
+    counter(
+        &mut out,
+        "thingcall_connections_header_timeout_total",
+        "Caller connections closed because no request arrived within --http-header-timeout.",
+        s.connections_header_timeouts,
+    );
+    counter(
+        &mut out,
+        "thingcall_tls_handshakes_failed_total",
+        "TLS handshakes on the gateway's port that failed or timed out.",
+        s.tls_handshakes_failed,
     );
     out
 }

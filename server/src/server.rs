@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::{HeaderName, Method};
-use axum::serve::ListenerExt;
 use thingcall_proto::v1::device_gateway_server::DeviceGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -39,8 +38,12 @@ pub struct Running {
     pub mqtt_addr: (String, u16),
     /// The core, for in-process callers and tests.
     pub gateway: Arc<Gateway>,
+    /// The limits of the port (connection cap, timeouts).
+    pub limits: crate::listener::Limits,
     /// Caller authentication, when configured.
     auth: Option<Arc<crate::auth::Auth>>,
+    /// TLS of the port, when configured.
+    tls: Option<Arc<crate::listener::tls::ServerTls>>,
     health: HealthReporter,
     drain_timeout: Duration,
     /// Ends the HTTP server: GOAWAY, then close once requests finished.
@@ -139,9 +142,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (health, _) = tonic_health::server::health_reporter();
     health.set_serving::<DeviceGatewayServer<GrpcApi>>().await;
     let (http_stop, http_stop_rx) = watch::channel(false);
-    let auth = crate::auth::Auth::from_args(&config.auth, false)
+    let auth = crate::auth::Auth::from_args(&config.auth, config.port.client_certs())
         .map_err(anyhow::Error::msg)?
         .map(Arc::new);
+    let tls = config
+        .port
+        .tls()
+        .map(crate::listener::tls::ServerTls::load)
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .map(Arc::new);
+    let limits = config.port.limits();
+    tracing::debug!(?limits, tls = tls.is_some(), "caller connection limits");
     if auth.is_none() && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "serving without authentication (--insecure-no-auth)");
     }
@@ -149,6 +161,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         listener,
         gateway.clone(),
         auth.clone(),
+        (limits, tls.clone()),
         crate::api::health::service(&health, http_stop_rx.clone()),
         config.cors_origins.clone(),
         http_stop_rx,
@@ -160,7 +173,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         grpc_addr,
         mqtt_addr,
         gateway,
+        limits,
         auth,
+        tls,
         health,
         drain_timeout: config.drain_timeout,
         http_stop,
@@ -208,9 +223,13 @@ async fn serve_http(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     auth: Option<Arc<crate::auth::Auth>>,
+    (limits, tls): (
+        crate::listener::Limits,
+        Option<Arc<crate::listener::tls::ServerTls>>,
+    ),
     health_service: HealthServer<crate::api::health::EndingHealth>,
     cors_origins: Vec<String>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -233,6 +252,7 @@ async fn serve_http(
         .routes()
         .prepare()
         .into_axum_router();
+    let gateway_connections = gateway.connections();
     let mut app = grpc
         .merge(crate::api::http::router(gateway.clone()))
         .merge(crate::api::seed::router(gateway))
@@ -245,16 +265,8 @@ async fn serve_http(
         ));
     }
     let app = app.layer(cors(&cors_origins));
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
+    let connections = gateway_connections;
+    crate::listener::serve(listener, app, limits, tls, connections, stop).await
 }
 
 /// CORS for browsers on the configured origins; exposes the gRPC status
@@ -285,12 +297,21 @@ impl Running {
         let _ = rx.wait_for(|c| *c).await;
     }
 
-    /// Reads the reloadable files again (SIGHUP): the JWKS. What fails to
-    /// load is logged and the old contents stay in force.
+    /// Reads the reloadable files again (SIGHUP): the port's TLS
+    /// certificate and key, and the JWKS. What fails to load is logged and
+    /// the old contents stay in force; open connections are kept.
     pub fn reload(&self) {
+        if let Some(tls) = &self.tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS reload failed; keeping the old certificate")
+                }
+            }
+        }
         if let Some(auth) = &self.auth {
             if let Err(e) = auth.reload() {
-                tracing::warn!(error = %e, "reload failed; keeping the old keys");
+                tracing::warn!(error = %e, "JWKS reload failed; keeping the old keys");
             }
         }
     }
@@ -409,6 +430,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         grpc = %running.grpc_addr,
         mqtt = %format!("{}:{}", running.mqtt_addr.0, running.mqtt_addr.1),
         gateway_id = %running.gateway.config().gateway_id,
+        max_connections = running.limits.max_connections,
+        tls = running.tls.is_some(),
         "thingcall-server listening"
     );
     #[cfg(unix)]

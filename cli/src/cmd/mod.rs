@@ -7,7 +7,7 @@ mod watch;
 
 use std::io::{self, Write};
 
-use thingcall_client::{exit, CallError, Client};
+use thingcall_client::{exit, CallError, Client, TlsOptions};
 
 use crate::cli::{Cli, Command};
 
@@ -58,16 +58,17 @@ impl Failure {
     }
 }
 
-/// The gateway the commands call, and the caller's token.
+/// The gateway the commands call, and the caller's TLS files and token.
 pub struct Gateway<'a> {
     server: &'a str,
     token: Option<&'a str>,
+    tls: TlsOptions,
 }
 
 impl Gateway<'_> {
     /// Connects, with the token when one was given.
     pub async fn connect(&self) -> Result<Client, CallError> {
-        let client = Client::connect(self.server).await?;
+        let client = Client::connect_with(self.server, &self.tls).await?;
         match self.token {
             Some(token) => client.with_token(token),
             None => Ok(client),
@@ -77,22 +78,22 @@ impl Gateway<'_> {
 
 /// Runs the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
-    let gateway = Gateway {
-        server: &cli.server,
-        token: cli.token.as_deref(),
-    };
-    let result = match cli.command {
-        Command::Invoke(args) => invoke::run(&gateway, args).await,
-        Command::Watch(args) => watch::run(&gateway, args).await,
-        Command::Devices(args) => devices::list(&gateway, args).await,
-        Command::Device(args) => devices::show(&gateway, args).await,
-        Command::Bench(args) => match thingcall_bench::run(&cli.server, args).await {
-            Ok(report) => write_stdout(report.as_bytes()).map(|_| exit::OK),
-            Err(setup) => {
-                let (message, exit) = setup.into_message_and_exit();
-                Err(Failure::Local { message, exit })
-            }
-        },
+    let result = match tls_options(&cli) {
+        Ok(tls) => {
+            let Cli {
+                server,
+                token,
+                command: cmd,
+                ..
+            } = cli;
+            let gateway = Gateway {
+                server: &server,
+                token: token.as_deref(),
+                tls,
+            };
+            command(cmd, &gateway).await
+        }
+        Err(failure) => Err(failure),
     };
     match result {
         Ok(code) => code,
@@ -102,6 +103,43 @@ pub async fn run(cli: Cli) -> u8 {
             let _ = writeln!(io::stderr(), "thingcall: {text}");
             failure.exit_code()
         }
+    }
+}
+
+/// The TLS files of the command line, read.
+fn tls_options(cli: &Cli) -> Result<TlsOptions, Failure> {
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| Failure::Local {
+            message: format!("cannot read --{flag} {}: {e}", path.display()),
+            exit: exit::USAGE,
+        })
+    };
+    Ok(TlsOptions {
+        ca_pem: cli
+            .cacert
+            .as_deref()
+            .map(|p| read("cacert", p))
+            .transpose()?,
+        identity: match (&cli.cert, &cli.key) {
+            (Some(c), Some(k)) => Some((read("cert", c)?, read("key", k)?)),
+            _ => None,
+        },
+    })
+}
+
+async fn command(command: Command, gateway: &Gateway<'_>) -> Result<u8, Failure> {
+    match command {
+        Command::Invoke(args) => invoke::run(gateway, args).await,
+        Command::Watch(args) => watch::run(gateway, args).await,
+        Command::Devices(args) => devices::list(gateway, args).await,
+        Command::Device(args) => devices::show(gateway, args).await,
+        Command::Bench(args) => match thingcall_bench::run(gateway.server, args).await {
+            Ok(report) => write_stdout(report.as_bytes()).map(|_| exit::OK),
+            Err(setup) => {
+                let (message, exit) = setup.into_message_and_exit();
+                Err(Failure::Local { message, exit })
+            }
+        },
     }
 }
 

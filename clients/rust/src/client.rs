@@ -10,7 +10,7 @@ use thingcall_proto::v1::{
     WatchDeviceRequest,
 };
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request};
 
 use crate::error::{error_chain, reason, CallError};
@@ -25,6 +25,32 @@ pub const GATEWAY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// TCP_NODELAY: with Nagle on, small request/reply pairs stall for tens of
 /// milliseconds. Public so callers can connect lazily or tune it further.
 pub fn endpoint(server: &str) -> Result<Endpoint, CallError> {
+    endpoint_with(server, &TlsOptions::default())
+}
+
+/// TLS to an `https://` gateway. By default the platform's root
+/// certificates are trusted and no client certificate is sent.
+#[derive(Clone, Default)]
+pub struct TlsOptions {
+    /// PEM CA certificate(s) to trust instead of the platform's roots
+    /// (for a gateway with a private CA, like `curl --cacert`).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM client certificate and key, for a gateway that authenticates
+    /// callers by certificate (`--tls-client-ca`).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
+            .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// [`endpoint`] with TLS options for `https://` URLs.
+pub fn endpoint_with(server: &str, tls: &TlsOptions) -> Result<Endpoint, CallError> {
     let invalid = |why: String| {
         CallError::new(
             reason::INVALID_ARGUMENT,
@@ -40,9 +66,23 @@ pub fn endpoint(server: &str) -> Result<Endpoint, CallError> {
             _ => return Err(invalid("expected http://HOST:PORT".to_owned())),
         }
     }
-    Ok(endpoint
+    let endpoint = endpoint
         .tcp_nodelay(true)
-        .connect_timeout(GATEWAY_CONNECT_TIMEOUT))
+        .connect_timeout(GATEWAY_CONNECT_TIMEOUT);
+    if endpoint.uri().scheme_str() != Some("https") {
+        return Ok(endpoint);
+    }
+    let mut config = ClientTlsConfig::new();
+    config = match &tls.ca_pem {
+        Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
+        None => config.with_native_roots(),
+    };
+    if let Some((cert, key)) = &tls.identity {
+        config = config.identity(Identity::from_pem(cert, key));
+    }
+    endpoint
+        .tls_config(config)
+        .map_err(|e| invalid(error_chain(&e)))
 }
 
 /// A connection to one gateway. Cheap to clone: clones share the HTTP/2
@@ -58,7 +98,12 @@ impl Client {
     /// Connects to `server`, e.g. `http://127.0.0.1:8080`, eagerly, so a
     /// gateway that is not there is reported as `UNREACHABLE` right away.
     pub async fn connect(server: &str) -> Result<Client, CallError> {
-        let channel = endpoint(server)?.connect().await.map_err(|e| {
+        Client::connect_with(server, &TlsOptions::default()).await
+    }
+
+    /// [`Client::connect`] with TLS options for an `https://` gateway.
+    pub async fn connect_with(server: &str, tls: &TlsOptions) -> Result<Client, CallError> {
+        let channel = endpoint_with(server, tls)?.connect().await.map_err(|e| {
             CallError::unreachable(format!("cannot connect to {server}: {}", error_chain(&e)))
         })?;
         Ok(Client::new(channel))

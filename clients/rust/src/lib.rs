@@ -32,7 +32,7 @@
 mod client;
 mod error;
 
-pub use client::{endpoint, Client, GATEWAY_CONNECT_TIMEOUT};
+pub use client::{endpoint, endpoint_with, Client, TlsOptions, GATEWAY_CONNECT_TIMEOUT};
 pub use error::{code_name, exit, reason, CallError, EXIT_CODES_HELP};
 
 /// The generated API types (`InvokeRequest`, `DeviceEvent`, ...), re-exported

@@ -3,6 +3,7 @@
 //! a gRPC client. No mocks: everything speaks MQTT 5 and gRPC for real.
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod http;
 pub mod peer;
 pub mod process;
@@ -182,6 +183,28 @@ impl Harness {
             gw.stop().await;
         }
     }
+}
+
+/// Starts a device with the standard methods and returns once the core
+/// of `gw` has seen it online (in-process, so it needs no credentials).
+pub async fn device_seen(gw: &Running, opts: DeviceOptions) -> DeviceHandle {
+    let id = opts.id.clone();
+    let access = thingcall_server::auth::Access::All;
+    let mut seen = gw
+        .gateway
+        .watch(&access, &id, false)
+        .expect("in-process watch");
+    let d = spawn_device(opts, standard_methods());
+    soon("device online", async {
+        while let Some(ev) = seen.next().await {
+            if matches!(&ev.kind, Some(Kind::Presence(p)) if p.id == id && p.online) {
+                return;
+            }
+        }
+        panic!("the watch ended");
+    })
+    .await;
+    d
 }
 
 /// Reads `watch` until `device` is reported online (or offline).
