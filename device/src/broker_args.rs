@@ -15,7 +15,7 @@ pub const PASSWORD_ENV: &str = "THINGCALL_MQTT_PASSWORD";
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct BrokerArgs {
     /// PEM file of the CA that signed the broker's certificate (with
-    /// mqtts://); without it the system's root certificates are trusted.
+    /// mqtts:// or wss://); without it the system's root certificates are trusted.
     #[arg(long, env = "THINGCALL_MQTT_CA", value_name = "FILE")]
     pub mqtt_ca: Option<PathBuf>,
 
@@ -72,7 +72,7 @@ impl BrokerArgs {
         .map_err(|e| format!("{e} (--mqtt-username, --mqtt-password-file, {PASSWORD_ENV})"))
     }
 
-    /// TLS to the broker at `url`: `None` for `mqtt://`, where the TLS
+    /// TLS to the broker at `url`: `None` for `mqtt://` and `ws://`, where the TLS
     /// flags are refused. The files are loaded once here, so a bad one is
     /// reported at start-up.
     pub fn tls(&self, url: &BrokerUrl) -> Result<Option<TlsFiles>, String> {
@@ -81,7 +81,7 @@ impl BrokerArgs {
                 self.mqtt_ca.is_some() || self.mqtt_cert.is_some() || !self.mqtt_alpn.is_empty();
             if tls_flags {
                 return Err(
-                    "--mqtt-ca, --mqtt-cert, --mqtt-key and --mqtt-alpn need an mqtts:// --mqtt-url"
+                    "--mqtt-ca, --mqtt-cert, --mqtt-key and --mqtt-alpn need an mqtts:// or wss:// --mqtt-url"
                         .into(),
                 );
             }

@@ -52,6 +52,10 @@ pub struct DeviceOptions {
     pub host: String,
     /// Broker port.
     pub port: u16,
+    /// The HTTP path when the broker is reached over MQTT over WebSockets
+    /// (`ws://`, or `wss://` with `tls`), e.g. `/mqtt`; `None` (the
+    /// default) for MQTT straight over TCP.
+    pub websocket: Option<String>,
     /// Wire contract (default [`Contract::Native`]).
     pub contract: Contract,
     /// Topic layout (default root `thingcall`); must match the gateway's.
@@ -88,6 +92,7 @@ impl DeviceOptions {
             id: id.into(),
             host: host.into(),
             port,
+            websocket: None,
             contract: Contract::Native,
             topics: Topics::default(),
             ack: false,

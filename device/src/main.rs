@@ -45,7 +45,8 @@ const DEFAULT_LOG: &str = "info,thingcall_device=warn";
 #[derive(Parser, Debug)]
 #[command(name = "thingcall-sim", version)]
 struct Cli {
-    /// Broker URL, mqtt://host:port, or mqtts://host:port for TLS.
+    /// Broker URL: mqtt://host:port, mqtts://host:port for TLS, or MQTT
+    /// over WebSockets ws://host:port/path, wss://host:port/path.
     #[arg(
         long,
         env = "THINGCALL_MQTT_URL",
@@ -143,7 +144,7 @@ impl Plan {
     fn new(cli: Cli) -> Result<Plan, String> {
         let url = thingcall_proto::wire::BrokerUrl::parse(&cli.mqtt_url)?;
         let tls = cli.broker.tls(&url)?;
-        let (host, port) = (url.host, url.port);
+        let (host, port, websocket) = (url.host, url.port, url.websocket);
         let root = cli.topic_root.as_str();
         if root.is_empty()
             || root.starts_with(['/', '$'])
@@ -184,6 +185,7 @@ impl Plan {
         template.announce_methods = !cli.no_announce;
         template.keep_alive = cli.keep_alive;
         template.tls = tls;
+        template.websocket = websocket;
         template.credentials = cli.broker.credentials()?;
         Ok(Plan {
             url: cli.mqtt_url,

@@ -19,8 +19,9 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// External MQTT 5 broker, `mqtt://host:port` or `mqtts://host:port`
-    /// (TLS). Without it the gateway starts its embedded broker.
+    /// External MQTT 5 broker: `mqtt://host:port`, `mqtts://host:port`
+    /// (TLS), or MQTT over WebSockets `ws://host:port/path`,
+    /// `wss://host:port/path` (path default `/mqtt`). Without it the gateway starts its embedded broker.
     #[arg(long, env = "THINGCALL_MQTT_URL")]
     pub mqtt_url: Option<String>,
 
@@ -35,6 +36,12 @@ pub struct Config {
         default_value = "127.0.0.1:1883"
     )]
     pub embedded_broker_listen: SocketAddr,
+
+    /// Also serve MQTT over WebSockets (path `/mqtt`) from the embedded
+    /// broker on this address, for devices or browsers that can only open
+    /// WebSockets (when no --mqtt-url). Off by default.
+    #[arg(long, env = "THINGCALL_EMBEDDED_BROKER_WS_LISTEN", value_name = "ADDR")]
+    pub embedded_broker_ws_listen: Option<SocketAddr>,
 
     /// Unique id of this gateway (MQTT client id, part of its reply topic);
     /// default `gw-` and 8 random hex digits. Set it to the pod name when
@@ -144,6 +151,11 @@ impl Config {
             }
             None => {}
         }
+        if self.mqtt_url.is_some() && self.embedded_broker_ws_listen.is_some() {
+            return Err(
+                "--embedded-broker-ws-listen needs the embedded broker (no --mqtt-url)".into(),
+            );
+        }
         if let Some(id) = &self.gateway_id {
             thingcall_proto::wire::validate_id("--gateway-id", id).map_err(|e| e.to_string())?;
         }
@@ -177,7 +189,7 @@ impl Config {
         Ok(())
     }
 
-    /// TLS to the external broker, when `--mqtt-url` is `mqtts://`.
+    /// TLS to the external broker, when `--mqtt-url` is `mqtts://` or `wss://`.
     pub fn mqtt_tls(&self) -> Result<Option<TlsFiles>, String> {
         match &self.mqtt_url {
             Some(url) => self.broker.tls(&BrokerUrl::parse(url)?),
@@ -257,6 +269,13 @@ mod tests {
                 "x-amzn-mqtt-ca",
             ],
             &["--mqtt-url", "mqtts://x:8883", "--mqtt-cert", "/c.pem"],
+            &["--mqtt-url", "ws://x/mqtt", "--mqtt-alpn", "h2"],
+            &[
+                "--mqtt-url",
+                "ws://x/mqtt",
+                "--embedded-broker-ws-listen",
+                "127.0.0.1:0",
+            ],
             &["--mqtt-ca", "/nonexistent/ca.pem"],
             &["--gateway-id", "a/b"],
             &["--topic-root", "a/#"],
@@ -321,6 +340,10 @@ mod tests {
             ("broker.example", 8883, true)
         );
         assert!(BrokerUrl::parse("mqtts://b:notaport").is_err());
+        let c = parse(&["--mqtt-url", "ws://b:9001"]).unwrap();
+        assert!(c.mqtt_tls().unwrap().is_none());
+        let c = parse(&["--embedded-broker-ws-listen", "127.0.0.1:0"]).unwrap();
+        assert!(c.embedded_broker_ws_listen.is_some());
     }
 
     #[test]

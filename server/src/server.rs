@@ -69,15 +69,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .map(BrokerUrl::parse)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    let websocket = external.as_ref().and_then(|b| b.websocket.clone());
     let mqtt_addr = match &external {
         Some(b) => (b.host.clone(), b.port),
         None => {
             #[cfg(feature = "embedded-broker")]
             {
-                let b =
-                    crate::broker::EmbeddedBroker::start(config.embedded_broker_listen, max_packet)
-                        .await
-                        .map_err(anyhow::Error::msg)?;
+                let b = crate::broker::EmbeddedBroker::start_with_websocket(
+                    config.embedded_broker_listen,
+                    config.embedded_broker_ws_listen,
+                    max_packet,
+                )
+                .await
+                .map_err(anyhow::Error::msg)?;
+                if let Some(ws) = b.ws_addr() {
+                    tracing::info!(%ws, "embedded broker serves MQTT over WebSockets at /mqtt");
+                }
                 let addr = b.addr();
                 broker = Some(b);
                 (addr.ip().to_string(), addr.port())
@@ -106,6 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tls: config.mqtt_tls().map_err(anyhow::Error::msg)?,
         host: mqtt_addr.0.clone(),
         port: mqtt_addr.1,
+        websocket: websocket.clone(),
         client_id: gateway_id,
         max_packet_size: max_packet as u32,
         keep_alive: Duration::from_secs(30),
@@ -145,7 +153,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_stop_rx,
     ));
 
-    let demo = demo_devices(&config, &mqtt_addr, credentials);
+    let demo = demo_devices(&config, &mqtt_addr, websocket, credentials);
 
     Ok(Running {
         grpc_addr,
@@ -169,16 +177,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 fn demo_devices(
     config: &Config,
     mqtt: &(String, u16),
+    websocket: Option<String>,
     credentials: Option<thingcall_proto::wire::Credentials>,
 ) -> Vec<thingcall_device::DeviceHandle> {
     use thingcall_device::{spawn_device, standard_methods, Contract, DeviceOptions};
     if config.demo == 0 {
         return Vec::new();
     }
+    let tls = config.mqtt_tls().ok().flatten();
     let options = |id: String| DeviceOptions {
         topics: thingcall_proto::wire::Topics::new(config.topic_root.clone()),
-        // Demo devices log in as the gateway does.
+        // Demo devices connect and log in as the gateway does.
         credentials: credentials.clone(),
+        websocket: websocket.clone(),
+        tls: tls.clone(),
         ..DeviceOptions::new(id, mqtt.0.clone(), mqtt.1)
     };
     (1..=config.demo)

@@ -244,6 +244,8 @@ pub fn glob_match(pattern: &str, id: &str) -> bool {
 }
 
 mod credentials;
+#[cfg(feature = "mqtt")]
+pub mod endpoint;
 mod message;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
@@ -254,7 +256,7 @@ mod url;
 pub use credentials::{Credentials, Secret};
 pub use message::*;
 pub use seed::*;
-pub use url::BrokerUrl;
+pub use url::{BrokerUrl, DEFAULT_WEBSOCKET_PATH};
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rand::Rng;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, Event, EventLoop};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -40,6 +40,9 @@ pub struct SessionSettings {
     pub host: String,
     /// Broker port.
     pub port: u16,
+    /// The HTTP path when the broker is reached over WebSockets (`ws://`,
+    /// or `wss://` with `tls`); `None` for MQTT straight over TCP.
+    pub websocket: Option<String>,
     /// MQTT client id (the gateway id).
     pub client_id: String,
     /// TLS to the broker (CA or system roots, client certificate, ALPN).
@@ -83,11 +86,17 @@ pub struct Session {
 /// [`Session::spawn`] drives; nothing connects until it runs. Fails only on
 /// TLS files that cannot be used.
 pub fn connect(settings: SessionSettings) -> Result<(Outbox, Session), String> {
-    let mut opts = MqttOptions::new(
+    let url = thingcall_proto::wire::BrokerUrl {
+        host: settings.host.clone(),
+        port: settings.port,
+        tls: settings.tls.is_some(),
+        websocket: settings.websocket.clone(),
+    };
+    let mut opts = thingcall_proto::wire::endpoint::mqtt_options(
         settings.client_id.clone(),
-        settings.host.clone(),
-        settings.port,
-    );
+        &url,
+        settings.tls.as_ref(),
+    )?;
     opts.set_keep_alive(settings.keep_alive)
         .set_clean_start(true)
         .set_max_packet_size(Some(settings.max_packet_size))
@@ -95,9 +104,6 @@ pub fn connect(settings: SessionSettings) -> Result<(Outbox, Session), String> {
         .set_connection_timeout(5);
     if let Some(c) = &settings.credentials {
         opts.set_credentials(c.username.clone(), c.password.expose());
-    }
-    if let Some(tls) = &settings.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(tls.load()?));
     }
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
