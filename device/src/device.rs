@@ -81,6 +81,9 @@ pub struct DeviceOptions {
     /// roots, a client certificate for mutual TLS, ALPN. Read at every
     /// connect, so a renewed certificate is used from the next one on.
     pub tls: Option<thingcall_proto::wire::tls::TlsFiles>,
+    /// AWS IoT Core's SigV4 login over `wss://` (default none): the
+    /// upgrade URL is signed again at every connect.
+    pub sigv4: Option<thingcall_proto::aws::iot::Signer>,
 }
 
 impl DeviceOptions {
@@ -102,6 +105,7 @@ impl DeviceOptions {
             keep_alive: Duration::from_secs(30),
             credentials: None,
             tls: None,
+            sigv4: None,
         }
     }
 }

@@ -210,6 +210,9 @@ fn mqtt_options(shared: &Shared, session: &str) -> Result<MqttOptions, String> {
     if let Some(c) = &opts.credentials {
         mo.set_credentials(c.username.clone(), c.password.expose());
     }
+    if let Some(signer) = &opts.sigv4 {
+        thingcall_proto::aws::iot::install(&mut mo, signer.clone());
+    }
     if opts.contract == Contract::Native {
         mo.set_last_will(will(shared, session));
     }

@@ -119,6 +119,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         keep_alive: Duration::from_secs(30),
         request_qos: config.qos,
         credentials: credentials.clone(),
+        sigv4: None,
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_secs(5),
         // Every call in flight, plus room for subscribes and acks.

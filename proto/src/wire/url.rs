@@ -120,16 +120,20 @@ impl BrokerUrl {
         }
     }
 
-    /// `ws://host:port/path` or `wss://...` for a WebSocket broker, the
+    /// `ws://host[:port]/path` or `wss://...` for a WebSocket broker, the
     /// form rumqttc takes as its broker address; `None` over plain TCP.
+    /// The port is left out when it is the scheme's default, because the
+    /// URL's authority becomes the upgrade request's `Host` header, which
+    /// a SigV4 signature covers as `host:<endpoint>`.
     pub fn websocket_url(&self) -> Option<String> {
         let path = self.websocket.as_deref()?;
-        let scheme = if self.tls { "wss" } else { "ws" };
-        Some(format!(
-            "{scheme}://{}:{}{path}",
-            self.host_in_url(),
-            self.port
-        ))
+        let (scheme, default_port) = if self.tls { ("wss", 443) } else { ("ws", 80) };
+        let host = self.host_in_url();
+        Some(if self.port == default_port {
+            format!("{scheme}://{host}{path}")
+        } else {
+            format!("{scheme}://{host}:{}{path}", self.port)
+        })
     }
 }
 
@@ -191,9 +195,11 @@ mod tests {
             )
         );
         let u = BrokerUrl::parse("wss://[::1]/m").unwrap();
-        assert_eq!(u.websocket_url().as_deref(), Some("wss://[::1]:443/m"));
+        assert_eq!(u.websocket_url().as_deref(), Some("wss://[::1]/m"));
         let u = BrokerUrl::parse("ws://b:81").unwrap();
         assert_eq!(u.websocket_url().as_deref(), Some("ws://b:81/mqtt"));
+        let u = BrokerUrl::parse("wss://b:8443/").unwrap();
+        assert_eq!(u.websocket_url().as_deref(), Some("wss://b:8443/"));
         assert_eq!(BrokerUrl::parse("mqtt://b").unwrap().websocket_url(), None);
     }
 

@@ -55,6 +55,9 @@ pub struct SessionSettings {
     pub request_qos: u8,
     /// Broker login, when the broker wants one.
     pub credentials: Option<thingcall_proto::wire::Credentials>,
+    /// AWS IoT Core's SigV4 login over `wss://`: the upgrade URL is signed
+    /// again at every connection attempt.
+    pub sigv4: Option<thingcall_proto::aws::iot::Signer>,
     /// First reconnect delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     /// Largest reconnect delay.
@@ -104,6 +107,9 @@ pub fn connect(settings: SessionSettings) -> Result<(Outbox, Session), String> {
         .set_connection_timeout(5);
     if let Some(c) = &settings.credentials {
         opts.set_credentials(c.username.clone(), c.password.expose());
+    }
+    if let Some(signer) = &settings.sigv4 {
+        thingcall_proto::aws::iot::install(&mut opts, signer.clone());
     }
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
