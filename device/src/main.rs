@@ -144,6 +144,7 @@ impl Plan {
     fn new(cli: Cli) -> Result<Plan, String> {
         let url = thingcall_proto::wire::BrokerUrl::parse(&cli.mqtt_url)?;
         let tls = cli.broker.tls(&url)?;
+        let sigv4 = cli.broker.sigv4(&url)?;
         let (host, port, websocket) = (url.host, url.port, url.websocket);
         let root = cli.topic_root.as_str();
         if root.is_empty()
@@ -186,6 +187,7 @@ impl Plan {
         template.keep_alive = cli.keep_alive;
         template.tls = tls;
         template.websocket = websocket;
+        template.sigv4 = sigv4;
         template.credentials = cli.broker.credentials()?;
         Ok(Plan {
             url: cli.mqtt_url,

@@ -107,6 +107,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics_max_methods: config.metrics_max_methods,
         idempotency_window: config.idempotency_window,
         idempotency_max_bytes: config.idempotency_max_bytes,
+        broker_limits: config.broker_limits(),
     };
     let credentials = config.broker.credentials().map_err(anyhow::Error::msg)?;
     let settings = SessionSettings {
@@ -119,7 +120,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         keep_alive: Duration::from_secs(30),
         request_qos: config.qos,
         credentials: credentials.clone(),
-        sigv4: None,
+        sigv4: match &external {
+            Some(url) => config.broker.sigv4(url).map_err(anyhow::Error::msg)?,
+            None => None,
+        },
+        limits: config.broker_limits(),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_secs(5),
         // Every call in flight, plus room for subscribes and acks.

@@ -29,21 +29,7 @@ const EXPIRES_SECS: u32 = 300;
 /// The clock the signer reads (a function, so a test can move it).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
-/// The region in an AWS IoT endpoint name,
-/// `<prefix>-ats.iot.<region>.amazonaws.com` (or `.amazonaws.com.cn`).
-pub fn region_from_host(host: &str) -> Option<&str> {
-    let labels: Vec<&str> = host.split('.').collect();
-    let i = labels.iter().position(|l| *l == "iot")?;
-    match labels.get(i + 1..i + 3) {
-        Some([region, "amazonaws"]) if i > 0 && !region.is_empty() => Some(region),
-        _ => None,
-    }
-}
-
-/// Whether `host` is an AWS IoT Core endpoint (`*.iot.*.amazonaws.com`).
-pub fn is_iot_endpoint(host: &str) -> bool {
-    region_from_host(host).is_some()
-}
+pub use crate::wire::{aws_iot_region as region_from_host, is_aws_iot_host as is_iot_endpoint};
 
 /// Signs the WebSocket URL of one endpoint.
 #[derive(Clone)]
@@ -133,22 +119,6 @@ pub fn install(opts: &mut MqttOptions, signer: Signer) {
 mod tests {
     use super::*;
     use crate::aws::credentials::tests::env_of;
-
-    #[test]
-    fn regions_from_endpoints() {
-        assert_eq!(
-            region_from_host("a1b2c3-ats.iot.eu-west-1.amazonaws.com"),
-            Some("eu-west-1")
-        );
-        assert_eq!(
-            region_from_host("x.iot.cn-north-1.amazonaws.com.cn"),
-            Some("cn-north-1")
-        );
-        assert_eq!(region_from_host("iot.eu-west-1.amazonaws.com"), None);
-        assert_eq!(region_from_host("broker.example.com"), None);
-        assert_eq!(region_from_host("127.0.0.1"), None);
-        assert!(is_iot_endpoint("abc-ats.iot.us-east-1.amazonaws.com"));
-    }
 
     #[tokio::test]
     async fn the_token_follows_the_signature() {
