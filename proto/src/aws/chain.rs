@@ -1,6 +1,6 @@
 //! The credential chain, in the order of the AWS SDKs: the environment,
-//! the shared files' profile, a web identity token (not supported: said
-//! so at start-up), then the container endpoint. Temporary credentials
+//! the shared files' profile, a web identity token exchanged at STS, then
+//! the container endpoint. Temporary credentials
 //! are kept until shortly before they expire and then fetched again, so a
 //! reconnect hours later still signs with valid keys.
 
@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 
 use super::credentials::{self, AwsCredentials, Env};
+use super::web_identity::WebIdentity;
 
 /// Fetch again when credentials have less than this left: a signed URL
 /// must still be valid when AWS checks it, and clocks drift.
@@ -21,6 +22,8 @@ pub enum Source {
     Environment,
     /// The shared credentials or config file.
     Profile,
+    /// A web identity token exchanged at STS (EKS IRSA).
+    WebIdentity,
     /// The container credentials endpoint (ECS, EKS Pod Identity).
     Container,
 }
@@ -29,6 +32,7 @@ pub enum Source {
 pub struct Chain {
     env: Env,
     source: Source,
+    web_identity: Option<WebIdentity>,
     cached: Mutex<Option<AwsCredentials>>,
 }
 
@@ -47,14 +51,14 @@ impl Chain {
     /// reported at start-up; the container endpoint is asked at the first
     /// connect.
     pub fn resolve(env: Env) -> Result<Chain, String> {
+        let mut web_identity = None;
         let (source, cached) = if let Some(c) = credentials::from_env(&env)? {
             (Source::Environment, Some(c))
         } else if let Some(c) = credentials::from_profile(&env)? {
             (Source::Profile, Some(c))
-        } else if env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() {
-            return Err("AWS web identity credentials (AWS_WEB_IDENTITY_TOKEN_FILE) are not supported: \
-                        give AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or container credentials"
-                .into());
+        } else if let Some(w) = WebIdentity::from_env(&env)? {
+            web_identity = Some(w);
+            (Source::WebIdentity, None)
         } else if super::container::endpoint(&env).is_some() {
             (Source::Container, None)
         } else {
@@ -67,6 +71,7 @@ impl Chain {
         Ok(Chain {
             env,
             source,
+            web_identity,
             cached: Mutex::new(cached),
         })
     }
@@ -88,6 +93,10 @@ impl Chain {
         let fetched = match self.source {
             Source::Environment => credentials::from_env(&self.env)?,
             Source::Profile => credentials::from_profile(&self.env)?,
+            Source::WebIdentity => match &self.web_identity {
+                Some(w) => Some(w.fetch().await?),
+                None => None,
+            },
             Source::Container => super::container::fetch(&self.env).await?,
         }
         .ok_or_else(|| format!("AWS credentials from {:?} are gone", self.source))?;
@@ -132,7 +141,7 @@ mod tests {
             ("HOME", "/nonexistent"),
             ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
         ]);
-        assert!(Chain::resolve(web).unwrap_err().contains("not supported"));
+        assert!(Chain::resolve(web).unwrap_err().contains("AWS_ROLE_ARN"));
     }
 
     #[test]
@@ -151,30 +160,41 @@ mod tests {
         assert!(!fresh(&c, now));
     }
 
-    /// A container endpoint on loopback that hands out credentials
-    /// expiring after `lifetimes[i]` seconds for its i-th request, and
-    /// reports each request's head.
-    async fn container_endpoint(
-        lifetimes: Vec<u64>,
+    /// An HTTP endpoint on loopback answering its i-th request with
+    /// `answer(i)` (a JSON or XML body) and reporting each whole request.
+    async fn endpoint(
+        count: usize,
+        answer: impl Fn(usize) -> String + Send + 'static,
     ) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/creds", listener.local_addr().unwrap());
+        let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
-            for (i, secs) in lifetimes.into_iter().enumerate() {
+            for i in 0..count {
                 let (mut sock, _) = listener.accept().await.unwrap();
+                let mut req = Vec::new();
                 let mut buf = vec![0; 4096];
-                let n = sock.read(&mut buf).await.unwrap();
-                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
-                let expires = humantime::format_rfc3339_seconds(
-                    SystemTime::now() + Duration::from_secs(secs),
-                );
-                let body = format!(
-                    r#"{{"AccessKeyId":"ASIA{i}","SecretAccessKey":"sek","Token":"tok","Expiration":"{expires}"}}"#
-                );
+                // Read the head, then as much body as it announces.
+                loop {
+                    let n = sock.read(&mut buf).await.unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len || n == 0 {
+                            break;
+                        }
+                    }
+                }
+                let _ = tx.send(String::from_utf8_lossy(&req).into_owned());
+                let body = answer(i);
                 let res = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 sock.write_all(res.as_bytes()).await.unwrap();
@@ -183,11 +203,23 @@ mod tests {
         (url, rx)
     }
 
+    fn expires_in(secs: u64) -> String {
+        humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(secs)).to_string()
+    }
+
     #[tokio::test]
     async fn container_credentials_are_fetched_again_near_expiry() {
         // First answer: valid one more minute (inside the refresh margin);
         // second: valid an hour.
-        let (url, mut requests) = container_endpoint(vec![60, 3600]).await;
+        let lifetimes = [60, 3600];
+        let (url, mut requests) = endpoint(2, move |i| {
+            format!(
+                r#"{{"AccessKeyId":"ASIA{i}","SecretAccessKey":"sek","Token":"tok","Expiration":"{}"}}"#,
+                expires_in(lifetimes[i])
+            )
+        })
+        .await;
+        let url = format!("{url}/creds");
         let env = env_of(&[
             ("HOME", "/nonexistent"),
             ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url),
@@ -209,5 +241,50 @@ mod tests {
         let kept = chain.credentials().await.unwrap();
         assert_eq!(kept.access_key_id, "ASIA1");
         assert_eq!(kept.session_token.unwrap().expose(), "tok");
+    }
+
+    #[tokio::test]
+    async fn a_web_identity_token_is_exchanged_at_sts_and_read_again() {
+        let (url, mut requests) = endpoint(2, |i| {
+            format!(
+                "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>\
+                 <SessionToken>tok{i}</SessionToken><SecretAccessKey>sek</SecretAccessKey>\
+                 <Expiration>{}</Expiration><AccessKeyId>ASIA{i}</AccessKeyId>\
+                 </Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+                expires_in(60)
+            )
+        })
+        .await;
+        let token = std::env::temp_dir().join(format!("tc-web-identity-{}", std::process::id()));
+        std::fs::write(&token, "first.jwt\n").unwrap();
+        let env = env_of(&[
+            ("HOME", "/nonexistent"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gw"),
+            ("AWS_ROLE_SESSION_NAME", "gw-1"),
+            ("AWS_ENDPOINT_URL_STS", &url),
+        ]);
+        let chain = Chain::resolve(env).unwrap();
+        assert_eq!(chain.source(), Source::WebIdentity);
+        let c = chain.credentials().await.unwrap();
+        assert_eq!(c.session_token.unwrap().expose(), "tok0");
+        let req = requests.recv().await.unwrap();
+        assert!(req.starts_with("POST / HTTP/1.1"), "{req}");
+        assert!(
+            req.contains("Action=AssumeRoleWithWebIdentity")
+                && req.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fgw")
+                && req.contains("RoleSessionName=gw-1")
+                && req.ends_with("WebIdentityToken=first.jwt"),
+            "{req}"
+        );
+        // Near expiry: the rotated token is read and exchanged again.
+        std::fs::write(&token, "second.jwt").unwrap();
+        assert_eq!(chain.credentials().await.unwrap().access_key_id, "ASIA1");
+        assert!(requests
+            .recv()
+            .await
+            .unwrap()
+            .ends_with("WebIdentityToken=second.jwt"));
+        std::fs::remove_file(&token).unwrap();
     }
 }
