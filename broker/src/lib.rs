@@ -7,13 +7,29 @@
 //! is kept in memory only: nothing is written to the working directory.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use mqtt5::broker::config::{BrokerConfig, StorageBackend, StorageConfig, WebSocketConfig};
+use mqtt5::broker::config::{
+    BrokerConfig, StorageBackend, StorageConfig, TlsConfig, WebSocketConfig,
+};
 use mqtt5::broker::{BrokerShutdownHandle, MqttBroker};
 use tokio::task::JoinHandle;
 
 /// The HTTP path of the WebSocket listener, as most brokers use.
 pub const WEBSOCKET_PATH: &str = "/mqtt";
+
+/// MQTT over WebSockets over TLS (`wss://`), for tests of TLS
+/// WebSocket clients.
+#[derive(Debug, Clone)]
+pub struct WebSocketTls {
+    /// Where to listen: a fixed port (the mqtt5 broker does not report
+    /// the port it bound for this listener).
+    pub addr: SocketAddr,
+    /// PEM file of the server certificate (chain).
+    pub cert: PathBuf,
+    /// PEM file of its private key.
+    pub key: PathBuf,
+}
 
 /// A running embedded broker.
 pub struct EmbeddedBroker {
@@ -39,6 +55,19 @@ impl EmbeddedBroker {
         websocket: Option<SocketAddr>,
         max_packet_size: usize,
     ) -> Result<Self, String> {
+        Self::start_with_listeners(listen, websocket, None, max_packet_size).await
+    }
+
+    /// As [`EmbeddedBroker::start_with_websocket`], plus MQTT over
+    /// WebSockets over TLS when `websocket_tls` is given (mqtt5 also opens
+    /// an MQTT-over-TLS listener on a free loopback port with the same
+    /// certificate, unused here).
+    pub async fn start_with_listeners(
+        listen: SocketAddr,
+        websocket: Option<SocketAddr>,
+        websocket_tls: Option<WebSocketTls>,
+        max_packet_size: usize,
+    ) -> Result<Self, String> {
         let storage = StorageConfig::new()
             .with_backend(StorageBackend::Memory)
             .with_persistence(true);
@@ -54,6 +83,20 @@ impl EmbeddedBroker {
                     .with_bind_address(ws)
                     .with_path(WEBSOCKET_PATH),
             ),
+            None => config,
+        };
+        let config = match &websocket_tls {
+            Some(wss) => config
+                .with_tls(
+                    TlsConfig::new(wss.cert.clone(), wss.key.clone())
+                        .with_bind_address(SocketAddr::from(([127, 0, 0, 1], 0))),
+                )
+                .with_websocket_tls(
+                    WebSocketConfig::new()
+                        .with_bind_address(wss.addr)
+                        .with_path(WEBSOCKET_PATH)
+                        .with_tls(true),
+                ),
             None => config,
         };
         let mut broker = MqttBroker::with_config(config)
