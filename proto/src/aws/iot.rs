@@ -23,6 +23,12 @@ use super::sigv4::{empty_payload_hash, presigned_query, uri_encode, Presign};
 /// The service name AWS IoT's data plane signs with.
 pub const SERVICE: &str = "iotdevicegateway";
 
+/// A log directive every binary adds after `RUST_LOG`'s: tungstenite
+/// logs the whole upgrade request at trace level, and with SigV4 that
+/// request carries the signature and the session token. The more specific
+/// target wins over any broader `trace` the operator asks for.
+pub const LOG_CAP: &str = "tungstenite::handshake::client=debug";
+
 /// How long a signed URL is valid: only for the handshake it is made for.
 const EXPIRES_SECS: u32 = 300;
 
