@@ -94,7 +94,7 @@ impl Chain {
             Source::Environment => credentials::from_env(&self.env)?,
             Source::Profile => credentials::from_profile(&self.env)?,
             Source::WebIdentity => match &self.web_identity {
-                Some(w) => Some(w.fetch().await?),
+                Some(w) => Some(w.fetch(&self.env).await?),
                 None => None,
             },
             Source::Container => super::container::fetch(&self.env).await?,

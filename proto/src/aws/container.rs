@@ -51,7 +51,7 @@ pub async fn fetch(env: &Env) -> Result<Option<AwsCredentials>, String> {
         (None, None) => None,
     };
     let headers: Vec<(&str, String)> = token.into_iter().map(|t| ("authorization", t)).collect();
-    let body = super::http::get(&url, &headers)
+    let body = super::http::get(env, &url, &headers)
         .await
         .map_err(|e| format!("container credentials: {e}"))?;
     parse(&body).map(Some)

@@ -1,7 +1,9 @@
 //! The few HTTP requests the credential sources make (the container
 //! endpoint, STS), over hyper's HTTP/1 client connection on a plain or a
-//! TLS socket (rustls, the system's roots), bounded in time and size. No
-//! secret goes into an error: errors name the URL's host and the status.
+//! TLS socket (rustls: the system's roots, plus the PEM bundle of
+//! `AWS_CA_BUNDLE` as the AWS SDKs read it, for TLS-inspecting proxies and
+//! private endpoints), bounded in time and size. No secret goes into an
+//! error: errors name the URL's host and the status.
 
 use std::time::Duration;
 
@@ -11,27 +13,49 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::credentials::Env;
+
 /// How long one request may take, connect included.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest body read (credential documents are a few KiB).
 const MAX_BODY: usize = 64 * 1024;
 
 /// `GET url` with `headers`; the body of a 2xx answer.
-pub async fn get(url: &str, headers: &[(&str, String)]) -> Result<Bytes, String> {
-    send(http::Method::GET, url, headers, Bytes::new()).await
+pub async fn get(env: &Env, url: &str, headers: &[(&str, String)]) -> Result<Bytes, String> {
+    send(env, http::Method::GET, url, headers, Bytes::new()).await
 }
 
 /// `POST url` of an `application/x-www-form-urlencoded` `form`; the body
 /// of a 2xx answer.
-pub async fn post_form(url: &str, form: String) -> Result<Bytes, String> {
+pub async fn post_form(env: &Env, url: &str, form: String) -> Result<Bytes, String> {
     let headers = [(
         "content-type",
         "application/x-www-form-urlencoded".to_owned(),
     )];
-    send(http::Method::POST, url, &headers, Bytes::from(form)).await
+    send(env, http::Method::POST, url, &headers, Bytes::from(form)).await
+}
+
+/// The roots HTTPS to AWS trusts: the system's, and `AWS_CA_BUNDLE`'s.
+fn roots(env: &Env) -> Result<rustls::RootCertStore, String> {
+    let Some(bundle) = env("AWS_CA_BUNDLE") else {
+        return crate::wire::tls::system_roots();
+    };
+    let pem =
+        std::fs::read(&bundle).map_err(|e| format!("cannot read AWS_CA_BUNDLE {bundle}: {e}"))?;
+    let mut roots =
+        crate::wire::tls::system_roots().unwrap_or_else(|_| rustls::RootCertStore::empty());
+    for cert in crate::wire::tls::ca_certificates(&pem)
+        .map_err(|e| format!("AWS_CA_BUNDLE {bundle}: {e}"))?
+    {
+        roots
+            .add(cert)
+            .map_err(|e| format!("AWS_CA_BUNDLE {bundle}: {e}"))?;
+    }
+    Ok(roots)
 }
 
 async fn send(
+    env: &Env,
     method: http::Method,
     url: &str,
     headers: &[(&str, String)],
@@ -70,7 +94,7 @@ async fn send(
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         if tls {
             let config = rustls::ClientConfig::builder()
-                .with_root_certificates(crate::wire::tls::system_roots()?)
+                .with_root_certificates(roots(env)?)
                 .with_no_client_auth();
             let name = rustls::pki_types::ServerName::try_from(host.clone())
                 .map_err(|_| "not a valid TLS server name".to_owned())?;

@@ -53,8 +53,8 @@ impl WebIdentity {
         }))
     }
 
-    /// Exchanges the token for credentials.
-    pub async fn fetch(&self) -> Result<AwsCredentials, String> {
+    /// Exchanges the token for credentials (`env` for `AWS_CA_BUNDLE`).
+    pub async fn fetch(&self, env: &Env) -> Result<AwsCredentials, String> {
         let token = std::fs::read_to_string(&self.token_file)
             .map_err(|e| format!("AWS_WEB_IDENTITY_TOKEN_FILE {}: {e}", self.token_file))?;
         let form = format!(
@@ -64,7 +64,7 @@ impl WebIdentity {
             uri_encode(token.trim())
         );
         let url = format!("{}/", self.endpoint.trim_end_matches('/'));
-        let body = super::http::post_form(&url, form)
+        let body = super::http::post_form(env, &url, form)
             .await
             .map_err(|e| format!("STS AssumeRoleWithWebIdentity: {e}"))?;
         parse(&String::from_utf8_lossy(&body))
