@@ -108,6 +108,18 @@ impl DeviceOptions {
             sigv4: None,
         }
     }
+
+    /// Options for device `id` at a parsed broker URL (`mqtt://`,
+    /// `mqtts://`, `ws://`, `wss://`): host, port and WebSocket path from
+    /// the URL, and for `mqtts://`/`wss://` TLS trusting the system's roots
+    /// (set [`DeviceOptions::tls`] for a CA or a client certificate).
+    pub fn at(id: impl Into<String>, url: &thingcall_proto::wire::BrokerUrl) -> Self {
+        DeviceOptions {
+            websocket: url.websocket.clone(),
+            tls: url.tls.then(thingcall_proto::wire::tls::TlsFiles::default),
+            ..DeviceOptions::new(id, url.host.clone(), url.port)
+        }
+    }
 }
 
 /// Counters a test can assert on to see what the device did with requests.
@@ -370,6 +382,18 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_from_a_url() {
+        let url = thingcall_proto::wire::BrokerUrl::parse("wss://broker.example/ws").unwrap();
+        let o = DeviceOptions::at("d1", &url);
+        assert_eq!((o.host.as_str(), o.port), ("broker.example", 443));
+        assert_eq!(o.websocket.as_deref(), Some("/ws"));
+        assert!(o.tls.is_some());
+        let plain = thingcall_proto::wire::BrokerUrl::parse("mqtt://b").unwrap();
+        let o = DeviceOptions::at("d1", &plain);
+        assert!(o.websocket.is_none() && o.tls.is_none());
+    }
 
     #[test]
     fn backoff_grows_to_cap_with_jitter() {

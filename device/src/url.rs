@@ -1,7 +1,7 @@
 //! Broker URLs as the device library takes them: the spelling every
 //! thingcall component shares (`thingcall_proto::wire::BrokerUrl`), plain
-//! MQTT over TCP only (for TLS or WebSockets parse a `BrokerUrl` and set
-//! `DeviceOptions::tls` and `DeviceOptions::websocket`).
+//! MQTT over TCP only (for TLS or WebSockets parse a `BrokerUrl` and use
+//! `DeviceOptions::at`).
 
 use thingcall_proto::wire::BrokerUrl;
 
