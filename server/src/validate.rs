@@ -83,6 +83,7 @@ pub fn invoke(
         ));
     }
     topics(req, contract, cfg)?;
+    seed_body(req, contract, cfg)?;
 
     let mut deadline = now + timeout;
     if let Some(caller) = caller_deadline {
@@ -127,6 +128,29 @@ fn topics(req: &InvokeRequest, contract: Contract, cfg: &CoreConfig) -> Result<(
         .check_topic("request topic", &request)
         .and_then(|()| limits.check_topic("reply topic", &reply))
         .map_err(Error::invalid)
+}
+
+/// A seed request's payload is its JSON body, larger than the caller's
+/// payload by the wrapping and the escaping: within a broker's payload
+/// limit too (AWS IoT Core refuses larger PUBLISHes). Free without one.
+fn seed_body(req: &InvokeRequest, contract: Contract, cfg: &CoreConfig) -> Result<(), Error> {
+    let Some(limit) = cfg.broker_limits.max_payload else {
+        return Ok(());
+    };
+    if contract != Contract::Seed {
+        return Ok(());
+    }
+    let body = wire::SeedRequest {
+        timestamp: "0000000000000".into(),
+        // Checked as UTF-8 just before.
+        request: String::from_utf8_lossy(&req.payload).into_owned(),
+        id: "00000000-0000-0000-0000-000000000000".into(),
+    };
+    let size = serde_json::to_vec(&body).map_or(usize::MAX, |b| b.len());
+    if size > limit {
+        return Err(Error::PayloadTooLarge { size, limit });
+    }
+    Ok(())
 }
 
 /// Checks a watch/list pattern: empty, an id, or a glob with `*` and `?`.
@@ -356,6 +380,19 @@ mod tests {
         assert!(invoke(&seed(100, 96), &aws, now, None).is_ok());
         let err = invoke(&seed(100, 97), &aws, now, None).unwrap_err();
         assert!(err.to_string().contains("reply topic"), "{err}");
+        // The seed body wraps and escapes the payload: a payload within
+        // --max-payload can still make a PUBLISH over the broker's limit.
+        let mut big = cfg();
+        big.max_payload = 128 * 1024;
+        big.broker_limits = wire::BrokerLimits::AWS_IOT;
+        let quoted = InvokeRequest {
+            payload: vec![b'"'; 70 * 1024].into(),
+            ..seed(1, 1)
+        };
+        let err = invoke(&quoted, &big, now, None).unwrap_err();
+        assert_eq!(err.reason().name(), "PAYLOAD_TOO_LARGE");
+        big.broker_limits = wire::BrokerLimits::default();
+        assert!(invoke(&quoted, &big, now, None).is_ok(), "generic");
     }
 
     #[test]
