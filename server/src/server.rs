@@ -37,6 +37,9 @@ pub struct Running {
     pub grpc_addr: SocketAddr,
     /// The broker the gateway uses.
     pub mqtt_addr: (String, u16),
+    /// Where the embedded broker serves MQTT over WebSockets (path
+    /// `/mqtt`), with `--embedded-broker-ws-listen`.
+    pub mqtt_ws_addr: Option<SocketAddr>,
     /// The core, for in-process callers and tests.
     pub gateway: Arc<Gateway>,
     health: HealthReporter,
@@ -63,6 +66,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     #[cfg(feature = "embedded-broker")]
     let mut broker = None;
+    #[cfg_attr(not(feature = "embedded-broker"), allow(unused_mut))]
+    let mut mqtt_ws_addr = None;
     let external = config
         .mqtt_url
         .as_deref()
@@ -82,9 +87,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 )
                 .await
                 .map_err(anyhow::Error::msg)?;
-                if let Some(ws) = b.ws_addr() {
-                    tracing::info!(%ws, "embedded broker serves MQTT over WebSockets at /mqtt");
-                }
+                mqtt_ws_addr = b.ws_addr();
                 let addr = b.addr();
                 broker = Some(b);
                 (addr.ip().to_string(), addr.port())
@@ -164,6 +167,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     Ok(Running {
         grpc_addr,
         mqtt_addr,
+        mqtt_ws_addr,
         gateway,
         health,
         drain_timeout: config.drain_timeout,
@@ -398,6 +402,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tracing::info!(
         grpc = %running.grpc_addr,
         mqtt = %format!("{}:{}", running.mqtt_addr.0, running.mqtt_addr.1),
+        mqtt_ws = running.mqtt_ws_addr.map(tracing::field::display),
         gateway_id = %running.gateway.config().gateway_id,
         "thingcall-server listening"
     );

@@ -129,3 +129,29 @@ async fn gateway_and_signed_device_over_tls_websockets() {
     broker.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--embedded-broker-ws-listen`: the binary's own broker also serves
+/// MQTT over WebSockets, for devices that can only open WebSockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_serves_websockets_on_request() {
+    let gw =
+        common::process::GatewayProcess::start(&["--embedded-broker-ws-listen", "127.0.0.1:0"])
+            .await;
+    // The "listening" line names the WebSocket listener next to the others.
+    let line = &gw.listening;
+    let ws: std::net::SocketAddr = line["fields"]["mqtt_ws"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no ws address in {line}"));
+    let url = thingcall_proto::wire::BrokerUrl::parse(&format!("ws://{ws}/mqtt")).unwrap();
+    let d = spawn_device(DeviceOptions::at("ws-bin-1", &url), standard_methods());
+    soon("device online over WebSockets", d.wait_online()).await;
+    let mut c = DeviceGatewayClient::connect(gw.base()).await.unwrap();
+    let r = c
+        .invoke(req("ws-bin-1", "echo", b"via the flag"))
+        .await
+        .expect("call")
+        .into_inner();
+    assert_eq!(&r.payload[..], b"via the flag");
+    d.shutdown().await;
+}

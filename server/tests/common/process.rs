@@ -19,6 +19,8 @@ pub struct GatewayProcess {
     pub grpc: SocketAddr,
     /// The broker it uses.
     pub mqtt: SocketAddr,
+    /// Its "listening" log line, as JSON.
+    pub listening: serde_json::Value,
 }
 
 impl GatewayProcess {
@@ -62,6 +64,7 @@ impl GatewayProcess {
             lines,
             grpc: ([0, 0, 0, 0], 0).into(),
             mqtt: ([0, 0, 0, 0], 0).into(),
+            listening: serde_json::Value::Null,
         };
         let listening = gw.wait_log("thingcall-server listening").await;
         let addr = |k: &str| {
@@ -72,6 +75,7 @@ impl GatewayProcess {
         };
         gw.grpc = addr("grpc");
         gw.mqtt = addr("mqtt");
+        gw.listening = listening;
         gw
     }
 
