@@ -95,8 +95,9 @@ pub struct BenchArgs {
     /// Topic root of the wire contract (raw-mqtt, conn-per-request).
     #[arg(long, value_name = "ROOT", default_value = thingcall_proto::wire::DEFAULT_TOPIC_ROOT)]
     pub topic_root: String,
-    /// Broker for raw-mqtt and conn-per-request: mqtt://HOST:PORT, or
-    /// mqtts://HOST:PORT for TLS (default port 8883).
+    /// Broker for raw-mqtt and conn-per-request: mqtt://HOST:PORT,
+    /// mqtts://HOST:PORT for TLS (default port 8883), or MQTT over
+    /// WebSockets ws://HOST:PORT/PATH, wss://HOST:PORT/PATH.
     #[arg(long, value_name = "URL", default_value = "mqtt://127.0.0.1:1883",
           value_parser = MqttUrl::parse)]
     pub mqtt_url: MqttUrl,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::MqttOptions;
-use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
+use rumqttc::{NetworkOptions, TlsConfiguration};
 
 use super::modes::CallSpec;
 use thingcall_proto::wire::mqtt::{decode_reply, Encoded};
@@ -37,7 +37,11 @@ impl Broker {
     /// a 1 MiB packet limit, `capacity` queued requests and `inflight`
     /// unacknowledged QoS 1 publishes.
     pub fn options(&self, client_id: String, capacity: usize, inflight: u16) -> MqttOptions {
-        let mut opts = MqttOptions::new(client_id, self.url.host.clone(), self.url.port);
+        let mut opts = thingcall_proto::wire::endpoint::mqtt_options_with(
+            client_id,
+            &self.url,
+            self.tls.clone(),
+        );
         let mut net = NetworkOptions::new();
         net.set_tcp_nodelay(true);
         net.set_connection_timeout(CONNECT_TIMEOUT_SECS);
@@ -48,9 +52,6 @@ impl Broker {
             .set_request_channel_capacity(capacity)
             .set_outgoing_inflight_upper_limit(inflight.max(1))
             .set_network_options(net);
-        if let Some(tls) = &self.tls {
-            opts.set_transport(Transport::tls_with_config(tls.clone()));
-        }
         opts
     }
 }
@@ -143,6 +144,7 @@ pub fn parse_reply(publish: Publish) -> Option<Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rumqttc::Transport;
 
     #[test]
     fn tls_transport_is_set() {

@@ -52,6 +52,10 @@ pub struct DeviceOptions {
     pub host: String,
     /// Broker port.
     pub port: u16,
+    /// The HTTP path when the broker is reached over MQTT over WebSockets
+    /// (`ws://`, or `wss://` with `tls`), e.g. `/mqtt`; `None` (the
+    /// default) for MQTT straight over TCP.
+    pub websocket: Option<String>,
     /// Wire contract (default [`Contract::Native`]).
     pub contract: Contract,
     /// Topic layout (default root `thingcall`); must match the gateway's.
@@ -77,6 +81,9 @@ pub struct DeviceOptions {
     /// roots, a client certificate for mutual TLS, ALPN. Read at every
     /// connect, so a renewed certificate is used from the next one on.
     pub tls: Option<thingcall_proto::wire::tls::TlsFiles>,
+    /// AWS IoT Core's SigV4 login over `wss://` (default none): the
+    /// upgrade URL is signed again at every connect.
+    pub sigv4: Option<thingcall_proto::aws::iot::Signer>,
 }
 
 impl DeviceOptions {
@@ -88,6 +95,7 @@ impl DeviceOptions {
             id: id.into(),
             host: host.into(),
             port,
+            websocket: None,
             contract: Contract::Native,
             topics: Topics::default(),
             ack: false,
@@ -97,6 +105,19 @@ impl DeviceOptions {
             keep_alive: Duration::from_secs(30),
             credentials: None,
             tls: None,
+            sigv4: None,
+        }
+    }
+
+    /// Options for device `id` at a parsed broker URL (`mqtt://`,
+    /// `mqtts://`, `ws://`, `wss://`): host, port and WebSocket path from
+    /// the URL, and for `mqtts://`/`wss://` TLS trusting the system's roots
+    /// (set [`DeviceOptions::tls`] for a CA or a client certificate).
+    pub fn at(id: impl Into<String>, url: &thingcall_proto::wire::BrokerUrl) -> Self {
+        DeviceOptions {
+            websocket: url.websocket.clone(),
+            tls: url.tls.then(thingcall_proto::wire::tls::TlsFiles::default),
+            ..DeviceOptions::new(id, url.host.clone(), url.port)
         }
     }
 }
@@ -361,6 +382,18 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_from_a_url() {
+        let url = thingcall_proto::wire::BrokerUrl::parse("wss://broker.example/ws").unwrap();
+        let o = DeviceOptions::at("d1", &url);
+        assert_eq!((o.host.as_str(), o.port), ("broker.example", 443));
+        assert_eq!(o.websocket.as_deref(), Some("/ws"));
+        assert!(o.tls.is_some());
+        let plain = thingcall_proto::wire::BrokerUrl::parse("mqtt://b").unwrap();
+        let o = DeviceOptions::at("d1", &plain);
+        assert!(o.websocket.is_none() && o.tls.is_none());
+    }
 
     #[test]
     fn backoff_grows_to_cap_with_jitter() {

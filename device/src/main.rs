@@ -45,7 +45,8 @@ const DEFAULT_LOG: &str = "info,thingcall_device=warn";
 #[derive(Parser, Debug)]
 #[command(name = "thingcall-sim", version)]
 struct Cli {
-    /// Broker URL, mqtt://host:port, or mqtts://host:port for TLS.
+    /// Broker URL: mqtt://host:port, mqtts://host:port for TLS, or MQTT
+    /// over WebSockets ws://host:port/path, wss://host:port/path.
     #[arg(
         long,
         env = "THINGCALL_MQTT_URL",
@@ -143,7 +144,8 @@ impl Plan {
     fn new(cli: Cli) -> Result<Plan, String> {
         let url = thingcall_proto::wire::BrokerUrl::parse(&cli.mqtt_url)?;
         let tls = cli.broker.tls(&url)?;
-        let (host, port) = (url.host, url.port);
+        let sigv4 = cli.broker.sigv4(&url)?;
+        let (host, port, websocket) = (url.host, url.port, url.websocket);
         let root = cli.topic_root.as_str();
         if root.is_empty()
             || root.starts_with(['/', '$'])
@@ -184,6 +186,8 @@ impl Plan {
         template.announce_methods = !cli.no_announce;
         template.keep_alive = cli.keep_alive;
         template.tls = tls;
+        template.websocket = websocket;
+        template.sigv4 = sigv4;
         template.credentials = cli.broker.credentials()?;
         Ok(Plan {
             url: cli.mqtt_url,
@@ -209,7 +213,13 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG))
+                .add_directive(
+                    thingcall_proto::aws::iot::LOG_CAP
+                        .parse()
+                        .expect("a valid directive"),
+                ),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -193,7 +193,14 @@ fn mqtt_options(shared: &Shared, session: &str) -> Result<MqttOptions, String> {
     let opts = &shared.opts;
     let mut network = NetworkOptions::new();
     network.set_tcp_nodelay(true);
-    let mut mo = MqttOptions::new(opts.id.clone(), opts.host.clone(), opts.port);
+    let url = thingcall_proto::wire::BrokerUrl {
+        host: opts.host.clone(),
+        port: opts.port,
+        tls: opts.tls.is_some(),
+        websocket: opts.websocket.clone(),
+    };
+    let mut mo =
+        thingcall_proto::wire::endpoint::mqtt_options(opts.id.clone(), &url, opts.tls.as_ref())?;
     mo.set_clean_start(true)
         .set_keep_alive(opts.keep_alive.clamp(MIN_KEEP_ALIVE, MAX_KEEP_ALIVE))
         .set_connection_timeout(CONNECT_TIMEOUT_SECS)
@@ -203,8 +210,8 @@ fn mqtt_options(shared: &Shared, session: &str) -> Result<MqttOptions, String> {
     if let Some(c) = &opts.credentials {
         mo.set_credentials(c.username.clone(), c.password.expose());
     }
-    if let Some(tls) = &opts.tls {
-        mo.set_transport(rumqttc::Transport::tls_with_config(tls.load()?));
+    if let Some(signer) = &opts.sigv4 {
+        thingcall_proto::aws::iot::install(&mut mo, signer.clone());
     }
     if opts.contract == Contract::Native {
         mo.set_last_will(will(shared, session));

@@ -3,6 +3,8 @@
 //! the MQTT 5 wire contract between gateway and devices ([`wire`]), and the
 //! error table every surface shares ([`reason::Reason`]).
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod codec;
 pub mod reason;
 #[cfg(feature = "otel")]

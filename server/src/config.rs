@@ -27,8 +27,9 @@ pub struct Config {
     #[command(flatten)]
     pub port: ListenArgs,
 
-    /// External MQTT 5 broker, `mqtt://host:port` or `mqtts://host:port`
-    /// (TLS). Without it the gateway starts its embedded broker.
+    /// External MQTT 5 broker: `mqtt://host:port`, `mqtts://host:port`
+    /// (TLS), or MQTT over WebSockets `ws://host:port/path`,
+    /// `wss://host:port/path` (path default `/mqtt`). Without it the gateway starts its embedded broker.
     #[arg(long, env = "THINGCALL_MQTT_URL")]
     pub mqtt_url: Option<String>,
 
@@ -43,6 +44,12 @@ pub struct Config {
         default_value = "127.0.0.1:1883"
     )]
     pub embedded_broker_listen: SocketAddr,
+
+    /// Also serve MQTT over WebSockets (path `/mqtt`) from the embedded
+    /// broker on this address, for devices or browsers that can only open
+    /// WebSockets (when no --mqtt-url). Off by default.
+    #[arg(long, env = "THINGCALL_EMBEDDED_BROKER_WS_LISTEN", value_name = "ADDR")]
+    pub embedded_broker_ws_listen: Option<SocketAddr>,
 
     /// Unique id of this gateway (MQTT client id, part of its reply topic);
     /// default `gw-` and 8 random hex digits. Set it to the pod name when
@@ -148,6 +155,7 @@ impl Config {
             Some(url) => {
                 let broker = BrokerUrl::parse(url).map_err(|e| format!("--mqtt-url: {e}"))?;
                 self.broker.tls(&broker)?;
+                self.broker.sigv4(&broker)?;
             }
             None if login.is_some() || self.broker != BrokerArgs::default() => {
                 return Err("the --mqtt-* TLS and login flags need --mqtt-url \
@@ -155,6 +163,12 @@ impl Config {
                     .into());
             }
             None => {}
+        }
+        self.check_broker_limits()?;
+        if self.mqtt_url.is_some() && self.embedded_broker_ws_listen.is_some() {
+            return Err(
+                "--embedded-broker-ws-listen needs the embedded broker (no --mqtt-url)".into(),
+            );
         }
         if let Some(id) = &self.gateway_id {
             thingcall_proto::wire::validate_id("--gateway-id", id).map_err(|e| e.to_string())?;
@@ -205,7 +219,64 @@ impl Config {
         Ok(())
     }
 
-    /// TLS to the external broker, when `--mqtt-url` is `mqtts://`.
+    /// The broker profile in force: `--broker-profile`, else detected from
+    /// `--mqtt-url`'s host; `generic` for the embedded broker.
+    pub fn broker_profile(&self) -> BrokerProfile {
+        match self.mqtt_url.as_deref().map(BrokerUrl::parse) {
+            Some(Ok(url)) => self.broker.profile(&url),
+            _ => BrokerProfile::Generic,
+        }
+    }
+
+    /// The limits of the broker in force.
+    pub fn broker_limits(&self) -> BrokerLimits {
+        self.broker_profile().limits()
+    }
+
+    /// What the broker cannot take at all is refused at start-up: QoS 2,
+    /// payloads over its limit, a topic root whose topics have too many
+    /// levels.
+    fn check_broker_limits(&self) -> Result<(), String> {
+        let profile = self.broker_profile();
+        let limits = profile.limits();
+        if self.qos > limits.max_qos {
+            return Err(format!(
+                "--qos {}: the {profile} broker profile allows QoS {} at most",
+                self.qos, limits.max_qos
+            ));
+        }
+        if let Some(max) = limits.max_payload {
+            if self.max_payload > max {
+                return Err(format!(
+                    "--max-payload {}: the {profile} broker profile allows {} KiB at most",
+                    self.max_payload,
+                    max / 1024
+                ));
+            }
+        }
+        // Ids hold no '/', so the root decides how many levels every topic
+        // has; the longest are the seed acks and the replies.
+        let topics = Topics::new(self.topic_root.clone());
+        let seed = SeedTopics::new(self.seed_client_prefix.clone());
+        for (what, topic) in [
+            ("request topic", topics.request("d", "m")),
+            ("reply topic", topics.reply("g", "d")),
+            ("seed ack topic", seed.ack("i", "d", "m")),
+        ] {
+            if let Some(max) = limits.max_topic_slashes {
+                let n = topic.matches('/').count();
+                if n > max {
+                    return Err(format!(
+                        "--topic-root {:?}: a {what} would have {n} '/', over the {profile} broker profile's limit of {max}",
+                        self.topic_root
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// TLS to the external broker, when `--mqtt-url` is `mqtts://` or `wss://`.
     pub fn mqtt_tls(&self) -> Result<Option<TlsFiles>, String> {
         match &self.mqtt_url {
             Some(url) => self.broker.tls(&BrokerUrl::parse(url)?),
@@ -232,6 +303,7 @@ impl Config {
 /// Where the external broker is: the one URL spelling every thingcall
 /// component shares.
 pub use thingcall_proto::wire::BrokerUrl;
+use thingcall_proto::wire::{BrokerLimits, BrokerProfile, SeedTopics, Topics};
 
 /// Parses `131072`, `128KiB`, `1MiB` (also `KB`/`MB`/`K`/`M` as binary units).
 pub fn parse_size(s: &str) -> Result<usize, String> {
@@ -285,6 +357,13 @@ mod tests {
                 "x-amzn-mqtt-ca",
             ],
             &["--mqtt-url", "mqtts://x:8883", "--mqtt-cert", "/c.pem"],
+            &["--mqtt-url", "ws://x/mqtt", "--mqtt-alpn", "h2"],
+            &[
+                "--mqtt-url",
+                "ws://x/mqtt",
+                "--embedded-broker-ws-listen",
+                "127.0.0.1:0",
+            ],
             &["--mqtt-ca", "/nonexistent/ca.pem"],
             &["--gateway-id", "a/b"],
             &["--topic-root", "a/#"],
@@ -379,6 +458,42 @@ mod tests {
             ("broker.example", 8883, true)
         );
         assert!(BrokerUrl::parse("mqtts://b:notaport").is_err());
+        let c = parse(&["--mqtt-url", "ws://b:9001"]).unwrap();
+        assert!(c.mqtt_tls().unwrap().is_none());
+        let c = parse(&["--embedded-broker-ws-listen", "127.0.0.1:0"]).unwrap();
+        assert!(c.embedded_broker_ws_listen.is_some());
+    }
+
+    #[test]
+    fn broker_profiles() {
+        let local = ["--mqtt-url", "mqtt://127.0.0.1:1883"];
+        let c = parse(&local).unwrap();
+        assert_eq!(c.broker_profile(), BrokerProfile::Generic);
+        let aws = |extra: &[&str]| {
+            let mut args = vec!["--broker-profile", "aws-iot"];
+            args.extend_from_slice(&local);
+            args.extend_from_slice(extra);
+            parse(&args)
+        };
+        let c = aws(&[]).unwrap();
+        assert_eq!(c.broker_limits(), BrokerLimits::AWS_IOT);
+        for (extra, needle) in [
+            (&["--qos", "2"][..], "QoS 1 at most"),
+            (&["--max-payload", "129KiB"], "128 KiB at most"),
+            (&["--topic-root", "a/b/c/d/e"], "'/'"),
+        ] {
+            let err = aws(extra).unwrap_err();
+            assert!(err.contains(needle) && !err.contains('\n'), "{err}");
+        }
+        assert!(aws(&["--qos", "0", "--topic-root", "a/b/c/d"]).is_ok());
+        let detected = parse(&[
+            "--mqtt-url",
+            "mqtts://a1-ats.iot.eu-west-1.amazonaws.com",
+            "--qos",
+            "2",
+        ])
+        .unwrap_err();
+        assert!(detected.contains("aws-iot"), "{detected}");
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct CoreConfig {
     pub idempotency_window: Duration,
     /// Budget of kept idempotent outcomes (payloads included), in bytes.
     pub idempotency_max_bytes: usize,
+    /// What the broker allows (its profile's): requests whose topics it
+    /// would refuse are refused before anything is published.
+    pub broker_limits: thingcall_proto::wire::BrokerLimits,
 }
 
 /// What happened outside the calls themselves, counted since start: replies

@@ -15,7 +15,12 @@ fn main() {
         bad_config(&msg);
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,mqtt5=warn".into());
+        .unwrap_or_else(|_| "info,mqtt5=warn".into())
+        .add_directive(
+            thingcall_proto::aws::iot::LOG_CAP
+                .parse()
+                .expect("a valid directive"),
+        );
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

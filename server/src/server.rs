@@ -36,6 +36,9 @@ pub struct Running {
     pub grpc_addr: SocketAddr,
     /// The broker the gateway uses.
     pub mqtt_addr: (String, u16),
+    /// Where the embedded broker serves MQTT over WebSockets (path
+    /// `/mqtt`), with `--embedded-broker-ws-listen`.
+    pub mqtt_ws_addr: Option<SocketAddr>,
     /// The core, for in-process callers and tests.
     pub gateway: Arc<Gateway>,
     /// The limits of the port (connection cap, timeouts).
@@ -68,21 +71,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     #[cfg(feature = "embedded-broker")]
     let mut broker = None;
+    #[cfg_attr(not(feature = "embedded-broker"), allow(unused_mut))]
+    let mut mqtt_ws_addr = None;
     let external = config
         .mqtt_url
         .as_deref()
         .map(BrokerUrl::parse)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    let websocket = external.as_ref().and_then(|b| b.websocket.clone());
     let mqtt_addr = match &external {
         Some(b) => (b.host.clone(), b.port),
         None => {
             #[cfg(feature = "embedded-broker")]
             {
-                let b =
-                    crate::broker::EmbeddedBroker::start(config.embedded_broker_listen, max_packet)
-                        .await
-                        .map_err(anyhow::Error::msg)?;
+                let b = crate::broker::EmbeddedBroker::start_with_websocket(
+                    config.embedded_broker_listen,
+                    config.embedded_broker_ws_listen,
+                    max_packet,
+                )
+                .await
+                .map_err(anyhow::Error::msg)?;
+                mqtt_ws_addr = b.ws_addr();
                 let addr = b.addr();
                 broker = Some(b);
                 (addr.ip().to_string(), addr.port())
@@ -105,17 +115,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics_max_methods: config.metrics_max_methods,
         idempotency_window: config.idempotency_window,
         idempotency_max_bytes: config.idempotency_max_bytes,
+        broker_limits: config.broker_limits(),
     };
     let credentials = config.broker.credentials().map_err(anyhow::Error::msg)?;
     let settings = SessionSettings {
         tls: config.mqtt_tls().map_err(anyhow::Error::msg)?,
         host: mqtt_addr.0.clone(),
         port: mqtt_addr.1,
+        websocket: websocket.clone(),
         client_id: gateway_id,
         max_packet_size: max_packet as u32,
         keep_alive: Duration::from_secs(30),
         request_qos: config.qos,
         credentials: credentials.clone(),
+        sigv4: match &external {
+            Some(url) => config.broker.sigv4(url).map_err(anyhow::Error::msg)?,
+            None => None,
+        },
+        limits: config.broker_limits(),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_secs(5),
         // Every call in flight, plus room for subscribes and acks.
@@ -167,11 +184,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_stop_rx,
     ));
 
-    let demo = demo_devices(&config, &mqtt_addr, credentials);
+    let demo = demo_devices(&config, &mqtt_addr, websocket, credentials);
 
     Ok(Running {
         grpc_addr,
         mqtt_addr,
+        mqtt_ws_addr,
         gateway,
         limits,
         auth,
@@ -194,16 +212,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 fn demo_devices(
     config: &Config,
     mqtt: &(String, u16),
+    websocket: Option<String>,
     credentials: Option<thingcall_proto::wire::Credentials>,
 ) -> Vec<thingcall_device::DeviceHandle> {
     use thingcall_device::{spawn_device, standard_methods, Contract, DeviceOptions};
     if config.demo == 0 {
         return Vec::new();
     }
+    let tls = config.mqtt_tls().ok().flatten();
     let options = |id: String| DeviceOptions {
         topics: thingcall_proto::wire::Topics::new(config.topic_root.clone()),
-        // Demo devices log in as the gateway does.
+        // Demo devices connect and log in as the gateway does.
         credentials: credentials.clone(),
+        websocket: websocket.clone(),
+        tls: tls.clone(),
         ..DeviceOptions::new(id, mqtt.0.clone(), mqtt.1)
     };
     (1..=config.demo)
@@ -429,6 +451,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tracing::info!(
         grpc = %running.grpc_addr,
         mqtt = %format!("{}:{}", running.mqtt_addr.0, running.mqtt_addr.1),
+        mqtt_ws = running.mqtt_ws_addr.map(tracing::field::display),
         gateway_id = %running.gateway.config().gateway_id,
         max_connections = running.limits.max_connections,
         tls = running.tls.is_some(),

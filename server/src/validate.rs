@@ -82,6 +82,8 @@ pub fn invoke(
             "the seed contract needs a UTF-8 payload (it becomes the request string)",
         ));
     }
+    topics(req, contract, cfg)?;
+    seed_body(req, contract, cfg)?;
 
     let mut deadline = now + timeout;
     if let Some(caller) = caller_deadline {
@@ -93,6 +95,62 @@ pub fn invoke(
         connect_deadline,
         contract,
     })
+}
+
+/// The topics the call would use (the request's, and the reply's the
+/// device publishes to) within the broker's limits, so a request the
+/// broker would refuse (AWS IoT Core drops the connection for it) fails
+/// here with the limit named. Free without a topic limit.
+fn topics(req: &InvokeRequest, contract: Contract, cfg: &CoreConfig) -> Result<(), Error> {
+    let limits = &cfg.broker_limits;
+    if limits.max_topic_bytes.is_none() && limits.max_topic_slashes.is_none() {
+        return Ok(());
+    }
+    let (request, reply) = match contract {
+        Contract::Seed => {
+            let seed = wire::SeedTopics::new(cfg.seed_client_prefix.as_str());
+            // The message id is a UUID's text, 36 bytes.
+            let m_id = "00000000-0000-0000-0000-000000000000";
+            (
+                seed.request(&req.target, &req.method, m_id),
+                seed.ack(m_id, &req.target, &req.method),
+            )
+        }
+        _ => {
+            let topics = wire::Topics::new(cfg.topic_root.as_str());
+            (
+                topics.request(&req.target, &req.method),
+                topics.reply(&cfg.gateway_id, &req.target),
+            )
+        }
+    };
+    limits
+        .check_topic("request topic", &request)
+        .and_then(|()| limits.check_topic("reply topic", &reply))
+        .map_err(Error::invalid)
+}
+
+/// A seed request's payload is its JSON body, larger than the caller's
+/// payload by the wrapping and the escaping: within a broker's payload
+/// limit too (AWS IoT Core refuses larger PUBLISHes). Free without one.
+fn seed_body(req: &InvokeRequest, contract: Contract, cfg: &CoreConfig) -> Result<(), Error> {
+    let Some(limit) = cfg.broker_limits.max_payload else {
+        return Ok(());
+    };
+    if contract != Contract::Seed {
+        return Ok(());
+    }
+    let body = wire::SeedRequest {
+        timestamp: "0000000000000".into(),
+        // Checked as UTF-8 just before.
+        request: String::from_utf8_lossy(&req.payload).into_owned(),
+        id: "00000000-0000-0000-0000-000000000000".into(),
+    };
+    let size = serde_json::to_vec(&body).map_or(usize::MAX, |b| b.len());
+    if size > limit {
+        return Err(Error::PayloadTooLarge { size, limit });
+    }
+    Ok(())
 }
 
 /// Checks a watch/list pattern: empty, an id, or a glob with `*` and `?`.
@@ -289,6 +347,52 @@ mod tests {
             None
         )
         .is_ok());
+    }
+
+    #[test]
+    fn topics_within_the_brokers_limits() {
+        let now = Instant::now();
+        let mut aws = cfg();
+        aws.broker_limits = wire::BrokerLimits::AWS_IOT;
+        // thingcall/devices/{t}/methods/{m}: 27 bytes around the names.
+        let sized = |t: usize, m: usize| InvokeRequest {
+            target: "t".repeat(t),
+            method: "m".repeat(m),
+            ..req()
+        };
+        assert!(invoke(&sized(128, 101), &aws, now, None).is_ok());
+        let err = invoke(&sized(128, 102), &aws, now, None).unwrap_err();
+        assert_eq!(err.reason().name(), "INVALID_ARGUMENT");
+        assert!(
+            err.to_string().contains("request topic would be 257 bytes")
+                && err.to_string().contains("limit of 256 bytes"),
+            "{err}"
+        );
+        assert!(
+            invoke(&sized(128, 102), &cfg(), now, None).is_ok(),
+            "generic"
+        );
+        // {prefix}/{m_id}/{t}/{m}/ack: the prefix, a 36-byte id and 7 more.
+        let seed = |t, m| InvokeRequest {
+            contract: Contract::Seed as i32,
+            ..sized(t, m)
+        };
+        assert!(invoke(&seed(100, 96), &aws, now, None).is_ok());
+        let err = invoke(&seed(100, 97), &aws, now, None).unwrap_err();
+        assert!(err.to_string().contains("reply topic"), "{err}");
+        // The seed body wraps and escapes the payload: a payload within
+        // --max-payload can still make a PUBLISH over the broker's limit.
+        let mut big = cfg();
+        big.max_payload = 128 * 1024;
+        big.broker_limits = wire::BrokerLimits::AWS_IOT;
+        let quoted = InvokeRequest {
+            payload: vec![b'"'; 70 * 1024].into(),
+            ..seed(1, 1)
+        };
+        let err = invoke(&quoted, &big, now, None).unwrap_err();
+        assert_eq!(err.reason().name(), "PAYLOAD_TOO_LARGE");
+        big.broker_limits = wire::BrokerLimits::default();
+        assert!(invoke(&quoted, &big, now, None).is_ok(), "generic");
     }
 
     #[test]

@@ -11,6 +11,29 @@ fn bad_config_is_one_line_and_exit_64() {
         &["--gateway-id", "a/b"],
         &["--no-such-flag"],
         &["--listen", "0.0.0.0:0"],
+        &[
+            "--mqtt-url",
+            "mqtt://127.0.0.1:1",
+            "--broker-profile",
+            "aws-iot",
+            "--qos",
+            "2",
+        ],
+        &["--mqtt-url", "mqtt://a1-ats.iot.eu-west-1.amazonaws.com"],
+        &[
+            "--mqtt-url",
+            "mqtt://127.0.0.1:1",
+            "--broker-profile",
+            "aws-iot",
+            "--max-payload",
+            "256KiB",
+        ],
+        &[
+            "--mqtt-url",
+            "mqtt://127.0.0.1:1",
+            "--broker-profile",
+            "hivemq",
+        ],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_thingcall-server"))
             .args(args)

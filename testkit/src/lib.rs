@@ -274,6 +274,38 @@ enum Tls {
     Mutual,
 }
 
+/// A CA and a server certificate for `127.0.0.1` and `localhost` it
+/// signed, written to `dir` for a test's own TLS listener.
+#[derive(Debug, Clone)]
+pub struct TestCertificates {
+    /// The CA's certificate (PEM), for clients to trust.
+    pub ca: PathBuf,
+    /// The server certificate (PEM).
+    pub cert: PathBuf,
+    /// The server certificate's private key (PEM).
+    pub key: PathBuf,
+}
+
+impl TestCertificates {
+    /// Makes them in `dir`.
+    pub fn generate(dir: &std::path::Path) -> Self {
+        let issuer = certificate_authority(dir);
+        let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        let (cert, key) = sign(&issuer, names, "thingcall test server", &dir.join("server"));
+        TestCertificates {
+            ca: dir.join("ca.pem"),
+            cert,
+            key,
+        }
+    }
+}
+
+/// A free TCP port on loopback at the time of asking, for listeners that
+/// cannot report the port they bound.
+pub fn free_loopback_port() -> u16 {
+    free_port().expect("a free loopback port")
+}
+
 /// A CA made for one broker: `ca.pem` in `dir`, and the issuer that signs.
 impl Drop for Mosquitto {
     fn drop(&mut self) {

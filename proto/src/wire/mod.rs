@@ -244,17 +244,21 @@ pub fn glob_match(pattern: &str, id: &str) -> bool {
 }
 
 mod credentials;
+#[cfg(feature = "mqtt")]
+pub mod endpoint;
 mod message;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+mod profile;
 mod seed;
 #[cfg(feature = "mqtt")]
 pub mod tls;
 mod url;
 pub use credentials::{Credentials, Secret};
 pub use message::*;
+pub use profile::{aws_iot_region, is_aws_iot_host, BrokerLimits, BrokerProfile};
 pub use seed::*;
-pub use url::BrokerUrl;
+pub use url::{BrokerUrl, DEFAULT_WEBSOCKET_PATH};
 
 #[cfg(test)]
 mod tests {

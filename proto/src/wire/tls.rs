@@ -66,6 +66,12 @@ pub fn tls_config(ca: Option<&Path>) -> Result<TlsConfiguration, String> {
     .load()
 }
 
+/// The platform's root certificates (for HTTPS to AWS, say); installs
+/// the ring crypto provider as [`TlsFiles::load`] does.
+pub fn system_roots() -> Result<rustls::RootCertStore, String> {
+    root_store(None)
+}
+
 /// The roots to trust. Installs the ring crypto provider for the process
 /// once (a provider installed earlier is kept).
 fn root_store(ca: Option<&Path>) -> Result<rustls::RootCertStore, String> {

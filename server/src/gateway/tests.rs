@@ -18,6 +18,7 @@ pub(crate) fn test_config() -> CoreConfig {
         metrics_max_methods: 64,
         idempotency_window: Duration::from_secs(300),
         idempotency_max_bytes: 1 << 20,
+        broker_limits: thingcall_proto::wire::BrokerLimits::default(),
     }
 }
 

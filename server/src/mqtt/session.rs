@@ -14,7 +14,8 @@ use std::time::Duration;
 use rand::Rng;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, Event, EventLoop};
+use thingcall_proto::wire::BrokerLimits;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -40,6 +41,9 @@ pub struct SessionSettings {
     pub host: String,
     /// Broker port.
     pub port: u16,
+    /// The HTTP path when the broker is reached over WebSockets (`ws://`,
+    /// or `wss://` with `tls`); `None` for MQTT straight over TCP.
+    pub websocket: Option<String>,
     /// MQTT client id (the gateway id).
     pub client_id: String,
     /// TLS to the broker (CA or system roots, client certificate, ALPN).
@@ -52,6 +56,12 @@ pub struct SessionSettings {
     pub request_qos: u8,
     /// Broker login, when the broker wants one.
     pub credentials: Option<thingcall_proto::wire::Credentials>,
+    /// AWS IoT Core's SigV4 login over `wss://`: the upgrade URL is signed
+    /// again at every connection attempt.
+    pub sigv4: Option<thingcall_proto::aws::iot::Signer>,
+    /// What the broker allows (its profile's): here, how many filters go
+    /// in one SUBSCRIBE and how many QoS 1 publishes may be unacknowledged.
+    pub limits: BrokerLimits,
     /// First reconnect delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     /// Largest reconnect delay.
@@ -72,6 +82,27 @@ pub struct SessionSettings {
 /// complete at once. Requests keep the QoS set by `--qos`.
 pub const SUBSCRIPTION_QOS: QoS = QoS::AtMostOnce;
 
+/// rumqttc's bound on unacknowledged publishes when the broker sets none
+/// below it (a broker's Receive Maximum in CONNACK lowers it): calls past
+/// it wait in the request queue, in order, until acknowledgements free a
+/// slot; the call table's limit (`--max-in-flight`) refuses the rest.
+const UNLIMITED_INFLIGHT: u16 = 4096;
+
+/// The gateway's filters as SUBSCRIBE packets of at most `max` filters
+/// each (AWS IoT Core takes 8 at most); one packet without a limit.
+pub fn subscribe_batches(filters: &[String], max: Option<usize>) -> Vec<Vec<Filter>> {
+    let size = max.unwrap_or(filters.len()).max(1);
+    filters
+        .chunks(size)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|f| Filter::new(f.clone(), SUBSCRIPTION_QOS))
+                .collect()
+        })
+        .collect()
+}
+
 /// A session not yet started: the connection's client and event loop.
 pub struct Session {
     settings: SessionSettings,
@@ -83,21 +114,29 @@ pub struct Session {
 /// [`Session::spawn`] drives; nothing connects until it runs. Fails only on
 /// TLS files that cannot be used.
 pub fn connect(settings: SessionSettings) -> Result<(Outbox, Session), String> {
-    let mut opts = MqttOptions::new(
+    let url = thingcall_proto::wire::BrokerUrl {
+        host: settings.host.clone(),
+        port: settings.port,
+        tls: settings.tls.is_some(),
+        websocket: settings.websocket.clone(),
+    };
+    let mut opts = thingcall_proto::wire::endpoint::mqtt_options(
         settings.client_id.clone(),
-        settings.host.clone(),
-        settings.port,
-    );
+        &url,
+        settings.tls.as_ref(),
+    )?;
     opts.set_keep_alive(settings.keep_alive)
         .set_clean_start(true)
         .set_max_packet_size(Some(settings.max_packet_size))
-        .set_outgoing_inflight_upper_limit(4096)
+        .set_outgoing_inflight_upper_limit(
+            settings.limits.max_inflight.unwrap_or(UNLIMITED_INFLIGHT),
+        )
         .set_connection_timeout(5);
     if let Some(c) = &settings.credentials {
         opts.set_credentials(c.username.clone(), c.password.expose());
     }
-    if let Some(tls) = &settings.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(tls.load()?));
+    if let Some(signer) = &settings.sigv4 {
+        thingcall_proto::aws::iot::install(&mut opts, signer.clone());
     }
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
@@ -139,9 +178,14 @@ async fn run(
         client,
         mut eventloop,
     } = session;
-    let subscriptions = router.subscriptions();
+    let batches = subscribe_batches(
+        &router.subscriptions(),
+        settings.limits.max_filters_per_subscribe,
+    );
     let mut backoff = settings.min_backoff;
     let mut up = false;
+    // SubAcks still due before calls may go out.
+    let mut suback_due = 0usize;
     loop {
         let event = tokio::select! {
             e = eventloop.poll() => e,
@@ -150,13 +194,13 @@ async fn run(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = settings.min_backoff;
-                // Clean start: the broker has no subscriptions for us. One
-                // SUBSCRIBE for all filters; ready on its SubAck.
-                let filters = subscriptions
-                    .iter()
-                    .map(|f| Filter::new(f.clone(), SUBSCRIPTION_QOS));
-                if let Err(e) = client.try_subscribe_many(filters) {
-                    tracing::warn!(error = %e, "could not queue subscriptions");
+                // Clean start: the broker has no subscriptions for us. As
+                // few SUBSCRIBEs as the broker allows; ready on the last SubAck.
+                suback_due = batches.len();
+                for batch in &batches {
+                    if let Err(e) = client.try_subscribe_many(batch.clone()) {
+                        tracing::warn!(error = %e, "could not queue subscriptions");
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
@@ -169,7 +213,8 @@ async fn run(
                 if refused {
                     tracing::error!(codes = ?ack.return_codes, "broker refused a subscription");
                 }
-                if !up {
+                suback_due = suback_due.saturating_sub(1);
+                if !up && suback_due == 0 {
                     up = true;
                     tracing::info!(host = %settings.host, port = settings.port, "MQTT session up");
                     core.on_ready();
@@ -227,3 +272,27 @@ async fn run(
 
 /// How long the DISCONNECT at the end may take to go out.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_are_split_to_the_brokers_limit() {
+        let filters: Vec<String> = (0..19).map(|i| format!("t/{i}/#")).collect();
+        let sizes = |max| {
+            subscribe_batches(&filters, max)
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(Some(8)), vec![8, 8, 3]);
+        assert_eq!(sizes(None), vec![19]);
+        let all: Vec<String> = subscribe_batches(&filters, Some(8))
+            .into_iter()
+            .flatten()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(all, filters, "every filter once, in order");
+    }
+}
