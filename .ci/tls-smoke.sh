@@ -5,7 +5,7 @@
 # certificates are made here with openssl, like an operator would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p thingcall-server
+cargo build -q -p thingcall-server -p thingcall-cli
 buf=${BUF:-.ci/node/node_modules/.bin/buf}
 bin=${CARGO_TARGET_DIR:-target}/debug
 work=$(mktemp -d)
@@ -61,6 +61,12 @@ out=$("$buf" curl --protocol grpcweb --cacert "$work/ca.pem" -H "x-api-key: $key
   --schema proto --data '{"target":"demo-1","method":"echo","payload":"aGk="}' \
   "$url/thingcall.v1.DeviceGateway/Invoke")
 echo "$out" | grep -q '"payload": "aGk="' || fail "buf curl gRPC-web over https: $out"
+
+# The CLI: --cacert with a token, and a client certificate alone.
+out=$(THINGCALL_TOKEN="$key" "$bin/thingcall" --server "$url" --cacert "$work/ca.pem" invoke demo-1 echo --payload cli)
+[ "$out" = cli ] || fail "thingcall --cacert with THINGCALL_TOKEN: $out"
+out=$("$bin/thingcall" --server "$url" --cacert "$work/ca.pem" --cert "$work/client.pem" --key "$work/client-key.pem" devices)
+echo "$out" | grep -q demo-1 || fail "thingcall --cert/--key: $out"
 
 # SIGHUP: the new certificate for new connections.
 served_cn() { openssl s_client -connect "127.0.0.1:$port" -servername localhost -CAfile "$work/ca.pem" </dev/null 2>/dev/null | openssl x509 -noout -subject; }

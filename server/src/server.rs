@@ -47,6 +47,8 @@ pub struct Running {
     auth: Option<Arc<crate::auth::Auth>>,
     /// TLS of the port, when configured.
     tls: Option<Arc<crate::listener::tls::ServerTls>>,
+    /// Fetches a JWKS URL, when configured.
+    jwks_refresh: Option<JoinHandle<()>>,
     health: HealthReporter,
     drain_timeout: Duration,
     /// Ends the HTTP server: GOAWAY, then close once requests finished.
@@ -162,6 +164,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let auth = crate::auth::Auth::from_args(&config.auth, config.port.client_certs())
         .map_err(anyhow::Error::msg)?
         .map(Arc::new);
+    let jwks_refresh = auth
+        .as_ref()
+        .and_then(crate::auth::Auth::spawn_jwks_refresh);
     let tls = config
         .port
         .tls()
@@ -194,6 +199,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         limits,
         auth,
         tls,
+        jwks_refresh,
         health,
         drain_timeout: config.drain_timeout,
         http_stop,
@@ -338,6 +344,11 @@ impl Running {
         }
     }
 
+    /// JWKS loads so far, followed; `None` without JWTs.
+    pub fn jwks_loads(&self) -> Option<watch::Receiver<u64>> {
+        self.auth.as_ref().and_then(|a| a.jwks_loads())
+    }
+
     /// Waits until every demo device is online.
     pub async fn wait_demo_online(&self) {
         for d in &self.demo {
@@ -388,6 +399,9 @@ impl Running {
         {
             tracing::warn!("HTTP connections still open after {HTTP_CLOSE_GRACE:?}; closing them");
             self.grpc.abort();
+        }
+        if let Some(task) = self.jwks_refresh.take() {
+            task.abort();
         }
         for d in self.demo {
             d.shutdown().await;

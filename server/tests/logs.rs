@@ -46,7 +46,9 @@ impl<'a> MakeWriter<'a> for Capture {
 async fn logs_carry_request_ids_and_no_secrets() {
     let capture = Capture::default();
     tracing_subscriber::fmt()
-        .with_env_filter("debug,thingcall_server=trace,thingcall_device=trace,thingcall_proto=trace")
+        .with_env_filter(
+            "debug,thingcall_server=trace,thingcall_device=trace,thingcall_proto=trace",
+        )
         .json()
         .with_current_span(true)
         .with_span_list(true)
@@ -90,7 +92,10 @@ async fn logs_carry_request_ids_and_no_secrets() {
     let jwt = JWT.get().cloned();
     if jwt.is_some() {
         let refused = logs.matches("caller not authenticated").count();
-        assert_eq!(refused, 2, "the two bad credentials are logged, without them");
+        assert_eq!(
+            refused, 2,
+            "the two bad credentials are logged, without them"
+        );
     }
     // The JWT's signature part: the header and claims are not secret.
     let signature = jwt.as_deref().and_then(|t| t.rsplit('.').next());
@@ -135,12 +140,9 @@ async fn authenticated_calls() {
     let gw = thingcall_server::start(cfg).await.unwrap();
     common::soon("MQTT session", gw.wait_connected()).await;
     let mut opts = thingcall_device::DeviceOptions::new("log-2", "127.0.0.1", broker.port());
-    opts.credentials = thingcall_proto::wire::Credentials::from_sources(
-        Some("gw"),
-        None,
-        Some(SECRETS[4]),
-    )
-    .unwrap();
+    opts.credentials =
+        thingcall_proto::wire::Credentials::from_sources(Some("gw"), None, Some(SECRETS[4]))
+            .unwrap();
     let _d = common::device_seen(&gw, opts).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

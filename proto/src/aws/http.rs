@@ -1,5 +1,5 @@
 //! The few HTTP requests the credential sources make (the container
-//! endpoint, STS), over hyper's HTTP/1 client connection on a plain or a
+//! endpoint, STS), and the gateway's JWKS fetch ([`get_trusting`]), over hyper's HTTP/1 client connection on a plain or a
 //! TLS socket (rustls: the system's roots, plus the PEM bundle of
 //! `AWS_CA_BUNDLE` as the AWS SDKs read it, for TLS-inspecting proxies and
 //! private endpoints), bounded in time and size. No secret goes into an
@@ -23,6 +23,20 @@ const MAX_BODY: usize = 64 * 1024;
 /// `GET url` with `headers`; the body of a 2xx answer.
 pub async fn get(env: &Env, url: &str, headers: &[(&str, String)]) -> Result<Bytes, String> {
     send(env, http::Method::GET, url, headers, Bytes::new()).await
+}
+
+/// `GET url` trusting the system's roots plus the PEM bundle `ca_bundle`;
+/// the body of a 2xx answer. For fetches outside AWS (a JWKS).
+pub async fn get_trusting(url: &str, ca_bundle: Option<&str>) -> Result<Bytes, String> {
+    let bundle = ca_bundle.map(str::to_owned);
+    let env: Env = std::sync::Arc::new(move |k: &str| {
+        if k == "AWS_CA_BUNDLE" {
+            bundle.clone()
+        } else {
+            None
+        }
+    });
+    get(&env, url, &[]).await
 }
 
 /// `POST url` of an `application/x-www-form-urlencoded` `form`; the body

@@ -6,7 +6,7 @@
 pub mod chain;
 mod container;
 pub mod credentials;
-mod http;
+pub mod http;
 pub mod iot;
 pub mod sigv4;
 mod web_identity;

@@ -17,10 +17,20 @@ pub struct AuthArgs {
     #[arg(long, env = "THINGCALL_JWT_SECRET_FILE", value_name = "FILE")]
     pub jwt_secret_file: Option<PathBuf>,
 
-    /// JWKS file with the RS256 and ES256 public keys of JWT bearer
-    /// tokens; read again on SIGHUP.
-    #[arg(long, env = "THINGCALL_JWT_JWKS", value_name = "FILE")]
-    pub jwt_jwks: Option<PathBuf>,
+    /// JWKS with the RS256 and ES256 public keys of JWT bearer tokens: a
+    /// file (read again on SIGHUP) or an `https://` URL (fetched in the
+    /// background, every --jwt-jwks-refresh and when a token names an
+    /// unknown key).
+    #[arg(long, env = "THINGCALL_JWT_JWKS", value_name = "FILE|URL")]
+    pub jwt_jwks: Option<String>,
+
+    /// How often a JWKS URL is fetched again.
+    #[arg(long, env = "THINGCALL_JWT_JWKS_REFRESH", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub jwt_jwks_refresh: Duration,
+
+    /// PEM CA bundle trusted (besides the system's roots) for a JWKS URL.
+    #[arg(long, env = "THINGCALL_JWT_JWKS_CA", value_name = "FILE")]
+    pub jwt_jwks_ca: Option<PathBuf>,
 
     /// The `iss` every JWT must carry (required with JWTs).
     #[arg(long, env = "THINGCALL_JWT_ISSUER", value_name = "ISSUER")]

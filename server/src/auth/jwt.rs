@@ -46,6 +46,11 @@ pub struct JwtVerifier {
     /// Swapped whole when the JWKS is read again.
     keys: RwLock<Arc<Vec<PublicKey>>>,
     expect: Expect,
+    /// Woken when a token names a key the JWKS does not hold (a rotation
+    /// the gateway has not fetched yet).
+    unknown_key: tokio::sync::Notify,
+    /// Counts JWKS loads, so a refresh can be waited on.
+    loads: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -78,6 +83,8 @@ impl JwtVerifier {
             secret: secret.map(DecodingKey::from_secret),
             keys: RwLock::new(Arc::new(keys)),
             expect,
+            unknown_key: tokio::sync::Notify::new(),
+            loads: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -99,7 +106,18 @@ impl JwtVerifier {
         let keys = parse_jwks(text)?;
         let n = keys.len();
         *self.keys.write() = Arc::new(keys);
+        self.loads.send_modify(|n| *n += 1);
         Ok(n)
+    }
+
+    /// Resolves when a token named a key the JWKS does not hold.
+    pub async fn unknown_key(&self) {
+        self.unknown_key.notified().await
+    }
+
+    /// The number of JWKS loads so far, followed.
+    pub fn loads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.loads.subscribe()
     }
 
     /// The caller a valid token names (the subject claim's value).
@@ -118,6 +136,9 @@ impl JwtVerifier {
             other => return Err(unauth(&format!("algorithm {other:?} is not accepted"))),
         };
         if candidates.is_empty() {
+            if header.alg != Algorithm::HS256 {
+                self.unknown_key.notify_one();
+            }
             return Err(unauth(&format!(
                 "no {:?} key{} is configured",
                 header.alg,

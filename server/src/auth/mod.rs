@@ -31,12 +31,25 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity(pub Arc<str>);
 
+/// Where the JWKS comes from.
+#[derive(Debug, Clone)]
+enum JwksSource {
+    /// A file, read at start and on SIGHUP.
+    File(PathBuf),
+    /// A URL, fetched in the background.
+    Url {
+        url: String,
+        ca: Option<PathBuf>,
+        refresh: std::time::Duration,
+    },
+}
+
 /// The configured authentication and policy.
 #[derive(Debug)]
 pub struct Auth {
     keys: Option<apikeys::ApiKeys>,
     jwt: Option<jwt::JwtVerifier>,
-    jwks: Option<PathBuf>,
+    jwks: Option<JwksSource>,
     client_certs: bool,
     policy: Option<Policy>,
     metrics_auth: bool,
@@ -78,38 +91,44 @@ impl Auth {
                 .as_deref()
                 .map(jwt::JwtVerifier::read_secret)
                 .transpose()?;
-            let jwks = args
+            let source = args
                 .jwt_jwks
                 .as_deref()
-                .map(|p| {
-                    std::fs::read_to_string(p)
-                        .map_err(|e| format!("--jwt-jwks {}: {e}", p.display()))
-                })
+                .map(|s| jwks_source(s, args))
                 .transpose()?;
+            // A URL is fetched once serving (no I/O here): until then only
+            // HS256 tokens verify.
+            let jwks = match &source {
+                Some(JwksSource::File(p)) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| format!("--jwt-jwks {}: {e}", p.display()))?,
+                ),
+                _ => None,
+            };
             let expect = jwt::Expect {
                 issuer: issuer.clone(),
                 audience: audience.clone(),
                 leeway: args.jwt_leeway,
                 subject_claim: args.jwt_subject_claim.clone(),
             };
-            Some(
-                jwt::JwtVerifier::new(secret.as_deref(), jwks.as_deref(), expect).map_err(|e| {
-                    match &args.jwt_jwks {
-                        Some(p) if e.starts_with("JWKS") => {
-                            format!("--jwt-jwks {}: {e}", p.display())
-                        }
-                        _ => e,
-                    }
-                })?,
-            )
+            let verifier = jwt::JwtVerifier::new(secret.as_deref(), jwks.as_deref(), expect)
+                .map_err(|e| match &args.jwt_jwks {
+                    Some(p) if e.starts_with("JWKS") => format!("--jwt-jwks {p}: {e}"),
+                    _ => e,
+                })?;
+            Some((verifier, source))
         } else {
             None
+        };
+        let (jwt, jwks) = match jwt {
+            Some((v, source)) => (Some(v), source),
+            None => (None, None),
         };
         let policy = args.policy.as_deref().map(Policy::load).transpose()?;
         Ok(Some(Auth {
             keys,
             jwt,
-            jwks: args.jwt_jwks.clone(),
+            jwks,
             client_certs,
             policy,
             metrics_auth: args.metrics_auth,
@@ -197,7 +216,7 @@ impl Auth {
 
     /// Reads the JWKS file again (on SIGHUP); the old keys stay on error.
     pub fn reload(&self) -> Result<(), String> {
-        if let (Some(jwt), Some(path)) = (&self.jwt, &self.jwks) {
+        if let (Some(jwt), Some(JwksSource::File(path))) = (&self.jwt, &self.jwks) {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("--jwt-jwks {}: {e}", path.display()))?;
             let n = jwt.set_jwks(&text)?;
@@ -205,4 +224,73 @@ impl Auth {
         }
         Ok(())
     }
+
+    /// The number of JWKS loads so far, followed (tests wait on it).
+    pub fn jwks_loads(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.jwt.as_ref().map(jwt::JwtVerifier::loads)
+    }
+
+    /// With a JWKS URL: the task that fetches it now, every refresh
+    /// interval, and soon after a token names an unknown key (at most
+    /// once per tenth of the interval, and never more than every 30 s).
+    pub fn spawn_jwks_refresh(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let Some(JwksSource::Url { url, ca, refresh }) = self.jwks.clone() else {
+            return None;
+        };
+        self.jwt.as_ref()?;
+        let auth = Arc::clone(self);
+        Some(tokio::spawn(async move {
+            let Some(jwt) = auth.jwt.as_ref() else { return };
+            let gap = (refresh / 10).min(std::time::Duration::from_secs(30));
+            let ca = ca.map(|p| p.display().to_string());
+            loop {
+                let fetched = tokio::time::Instant::now();
+                match thingcall_proto::aws::http::get_trusting(&url, ca.as_deref()).await {
+                    Ok(body) => match std::str::from_utf8(&body)
+                        .map_err(|_| "not UTF-8".to_owned())
+                        .and_then(|t| jwt.set_jwks(t))
+                    {
+                        Ok(n) => tracing::info!(keys = n, "JWKS fetched"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "JWKS fetched but not usable; keeping the old keys")
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "JWKS fetch failed; keeping the old keys"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(fetched + refresh) => {}
+                    _ = jwt.unknown_key() => tokio::time::sleep_until(fetched + gap).await,
+                }
+            }
+        }))
+    }
+}
+
+/// `--jwt-jwks`: a URL (https, or http to this host only: keys fetched in
+/// the clear could be swapped on the way) or a file.
+fn jwks_source(s: &str, args: &AuthArgs) -> Result<JwksSource, String> {
+    let url = match s.split_once("://") {
+        None => return Ok(JwksSource::File(PathBuf::from(s))),
+        Some(_) => s
+            .parse::<http::Uri>()
+            .map_err(|_| format!("--jwt-jwks {s:?} is not a valid URL"))?,
+    };
+    let local = matches!(url.host(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme_str() {
+        Some("https") => {}
+        Some("http") if local => {}
+        _ => {
+            return Err(format!(
+                "--jwt-jwks {s:?}: a JWKS URL must be https:// (http:// only to this host)"
+            ))
+        }
+    }
+    if args.jwt_jwks_refresh.is_zero() {
+        return Err("--jwt-jwks-refresh must be above 0s".into());
+    }
+    Ok(JwksSource::Url {
+        url: s.to_owned(),
+        ca: args.jwt_jwks_ca.clone(),
+        refresh: args.jwt_jwks_refresh,
+    })
 }

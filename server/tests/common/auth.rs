@@ -135,7 +135,7 @@ impl Setup {
     pub fn configure(&self, c: &mut Config) {
         c.auth.api_keys = Some(self.keys.clone());
         c.auth.jwt_secret_file = Some(self.secret.clone());
-        c.auth.jwt_jwks = Some(self.jwks.clone());
+        c.auth.jwt_jwks = Some(self.jwks.display().to_string());
         c.auth.jwt_issuer = Some(ISSUER.into());
         c.auth.jwt_audience = Some(AUDIENCE.into());
         c.auth.policy = Some(self.policy.clone());
