@@ -9,31 +9,12 @@ use common::{reason, req, soon, Harness};
 use http::Method;
 use jsonwebtoken::Algorithm;
 use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::Event;
 use thingcall_proto::v1::{
     device_event::Kind, GetDeviceRequest, ListDevicesRequest, WatchDeviceRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
-
-/// A spy subscribed to every topic of the broker: its client (which must
-/// stay alive) and its event loop.
-async fn spy(h: &Harness) -> (AsyncClient, rumqttc::v5::EventLoop) {
-    let mut opts = MqttOptions::new("auth-spy", h.mqtt.ip().to_string(), h.mqtt.port());
-    opts.set_max_packet_size(Some(1 << 20));
-    let (spy, mut events) = AsyncClient::new(opts, 16);
-    spy.subscribe("#", QoS::AtLeastOnce).await.unwrap();
-    soon("spy subscribed", async {
-        loop {
-            if let Event::Incoming(Packet::SubAck(_)) = events.poll().await.expect("spy") {
-                return;
-            }
-        }
-    })
-    .await;
-    (spy, events)
-}
 
 /// Reads the spy until a request with `payload`, and returns every
 /// request (`device/methods/method`) it saw on the way.
@@ -59,7 +40,7 @@ async fn requests_until(spy: &mut rumqttc::v5::EventLoop, payload: &[u8]) -> Vec
 
 async fn policy_allows_and_denies_and_denied_calls_publish_nothing(h: Harness, s: &Setup) {
     let _d = device(&h, "auth-1").await;
-    let (_spy, mut spy) = spy(&h).await;
+    let (_spy, mut spy) = h.spy().await;
     let mut c = h.client.clone();
     let ops = Some(("x-api-key", OPS_KEY));
 

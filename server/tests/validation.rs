@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use common::{reason, req, secs_f, soon, Harness};
 use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::Event;
 use thingcall_proto::v1::{InvokeRequest, ListDevicesRequest, WatchDeviceRequest};
 use tonic::Code;
 
@@ -179,19 +178,7 @@ fn json_body(r: &InvokeRequest) -> String {
 async fn bad_input_has_its_reason_and_publishes_nothing(h: Harness) {
     let _marker = h.device("v-marker").await;
     // A spy on every topic.
-    let mut opts = MqttOptions::new("spy", h.mqtt.ip().to_string(), h.mqtt.port());
-    opts.set_max_packet_size(Some(1 << 20));
-    let (spy, mut events) = AsyncClient::new(opts, 16);
-    spy.subscribe("#", QoS::AtLeastOnce).await.unwrap();
-    soon("spy subscribed", async {
-        loop {
-            if let Event::Incoming(Packet::SubAck(_)) = events.poll().await.expect("spy connection")
-            {
-                return;
-            }
-        }
-    })
-    .await;
+    let (spy, mut events) = h.spy().await;
 
     let mut c = h.client.clone();
     let mut web = common::http::grpc_web(&h.base());

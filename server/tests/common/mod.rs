@@ -128,6 +128,29 @@ impl Harness {
         d
     }
 
+    /// An MQTT client subscribed to every topic of the broker: the client
+    /// (keep it alive) and its event loop, past the SUBACK.
+    pub async fn spy(&self) -> (rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop) {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+        let id = format!("spy-{}", uuid::Uuid::new_v4().simple());
+        let mut opts = MqttOptions::new(id, self.mqtt.ip().to_string(), self.mqtt.port());
+        opts.set_max_packet_size(Some(1 << 20));
+        let (spy, mut events) = AsyncClient::new(opts, 16);
+        spy.subscribe("#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        soon("spy subscribed", async {
+            loop {
+                if let Event::Incoming(Packet::SubAck(_)) = events.poll().await.expect("spy") {
+                    return;
+                }
+            }
+        })
+        .await;
+        (spy, events)
+    }
+
     /// A WatchDevice stream, already past its initial snapshot.
     pub async fn watch(&self, pattern: &str) -> tonic::Streaming<DeviceEvent> {
         let mut c = self.client.clone();
