@@ -37,6 +37,17 @@ pub struct Config {
     #[command(flatten)]
     pub broker: BrokerArgs,
 
+    /// The broker link's keep-alive: after this long with nothing received
+    /// the gateway probes the link, and after 1.5 times it declares it dead
+    /// (calls in flight fail with BROKER_UNAVAILABLE) and reconnects.
+    #[arg(long, env = "THINGCALL_MQTT_KEEP_ALIVE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub mqtt_keep_alive: Duration,
+
+    /// Longest wait between reconnect attempts (the first is at once, then
+    /// 50 ms doubling up to this, with jitter).
+    #[arg(long, env = "THINGCALL_MQTT_RECONNECT_MAX", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub mqtt_reconnect_max: Duration,
+
     /// Where the embedded broker listens (when no --mqtt-url).
     #[arg(
         long,
@@ -196,6 +207,14 @@ impl Config {
             if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
                 return Err(format!("--cors-origin {origin:?} is not a valid origin"));
             }
+        }
+        if self.mqtt_keep_alive < Duration::from_secs(1)
+            || self.mqtt_keep_alive > Duration::from_secs(3600)
+        {
+            return Err("--mqtt-keep-alive must be between 1s and 1h".into());
+        }
+        if self.mqtt_reconnect_max < Duration::from_millis(50) {
+            return Err("--mqtt-reconnect-max must be at least 50ms".into());
         }
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());

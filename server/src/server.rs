@@ -49,6 +49,8 @@ pub struct Running {
     tls: Option<Arc<crate::listener::tls::ServerTls>>,
     /// Fetches a JWKS URL, when configured.
     jwks_refresh: Option<JoinHandle<()>>,
+    /// Keeps the service's health status in step with the MQTT session.
+    readiness: JoinHandle<()>,
     health: HealthReporter,
     drain_timeout: Duration,
     /// Ends the HTTP server: GOAWAY, then close once requests finished.
@@ -127,7 +129,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         websocket: websocket.clone(),
         client_id: gateway_id,
         max_packet_size: max_packet as u32,
-        keep_alive: Duration::from_secs(30),
+        keep_alive: config.mqtt_keep_alive,
         request_qos: config.qos,
         credentials: credentials.clone(),
         sigv4: match &external {
@@ -136,7 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
         limits: config.broker_limits(),
         min_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_secs(5),
+        max_backoff: config.mqtt_reconnect_max,
         // Every call in flight, plus room for subscribes and acks.
         request_queue: config.max_in_flight.saturating_add(64),
     };
@@ -159,7 +161,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let grpc_addr = listener.local_addr()?;
     let (health, _) = tonic_health::server::health_reporter();
-    health.set_serving::<DeviceGatewayServer<GrpcApi>>().await;
+    // Readiness (the service's status) follows the MQTT session; liveness
+    // (`""`) stays SERVING, so an orchestrator does not restart a gateway
+    // that is only waiting for its broker.
+    let readiness = tokio::spawn(track_readiness(
+        health.clone(),
+        gateway.connected(),
+        gateway.draining(),
+    ));
     let (http_stop, http_stop_rx) = watch::channel(false);
     let auth = crate::auth::Auth::from_args(&config.auth, config.port.client_certs())
         .map_err(anyhow::Error::msg)?
@@ -200,6 +209,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         auth,
         tls,
         jwks_refresh,
+        readiness,
         health,
         drain_timeout: config.drain_timeout,
         http_stop,
@@ -297,6 +307,33 @@ async fn serve_http(
     crate::listener::serve(listener, app, limits, tls, connections, stop).await
 }
 
+/// Sets the DeviceGateway service's health to SERVING while the MQTT
+/// session is up and the gateway is not draining, NOT_SERVING otherwise.
+async fn track_readiness(
+    health: HealthReporter,
+    mut connected: watch::Receiver<bool>,
+    mut draining: watch::Receiver<bool>,
+) {
+    loop {
+        let ready = *connected.borrow_and_update() && !*draining.borrow();
+        if ready {
+            health.set_serving::<DeviceGatewayServer<GrpcApi>>().await;
+        } else {
+            health
+                .set_not_serving::<DeviceGatewayServer<GrpcApi>>()
+                .await;
+        }
+        tokio::select! {
+            changed = connected.changed() => if changed.is_err() { return },
+            // (the Ref `wait_for` gives must not live across the await below)
+            _ = async { draining.wait_for(|d| *d).await.is_ok() } => {
+                health.set_not_serving::<DeviceGatewayServer<GrpcApi>>().await;
+                return;
+            }
+        }
+    }
+}
+
 /// CORS for browsers on the configured origins; exposes the gRPC status
 /// headers so gRPC-web clients can read errors.
 fn cors(origins: &[String]) -> CorsLayer {
@@ -366,6 +403,7 @@ impl Running {
     /// 5. demo devices stop, the MQTT session disconnects cleanly, and the
     ///    embedded broker stops; batched spans are exported.
     pub async fn stop(mut self) -> StopReport {
+        self.readiness.abort();
         self.health
             .set_not_serving::<DeviceGatewayServer<GrpcApi>>()
             .await;

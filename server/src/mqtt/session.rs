@@ -11,6 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use rand::Rng;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
@@ -50,7 +52,9 @@ pub struct SessionSettings {
     pub tls: Option<thingcall_proto::wire::tls::TlsFiles>,
     /// Largest packet either way: the payload limit plus header room.
     pub max_packet_size: u32,
-    /// Keep-alive interval.
+    /// After this long with nothing received the link is probed, and after
+    /// 1.5 times it, declared dead (calls in flight fail with
+    /// `BROKER_UNAVAILABLE`, and the session reconnects).
     pub keep_alive: Duration,
     /// QoS of requests (0, 1 or 2).
     pub request_qos: u8,
@@ -125,7 +129,8 @@ pub fn connect(settings: SessionSettings) -> Result<(Outbox, Session), String> {
         &url,
         settings.tls.as_ref(),
     )?;
-    opts.set_keep_alive(settings.keep_alive)
+    // rumqttc takes 5 s at least; the watchdog in `run` probes sooner.
+    opts.set_keep_alive(settings.keep_alive.max(Duration::from_secs(5)))
         .set_clean_start(true)
         .set_max_packet_size(Some(settings.max_packet_size))
         .set_outgoing_inflight_upper_limit(
@@ -183,17 +188,55 @@ async fn run(
         settings.limits.max_filters_per_subscribe,
     );
     let mut backoff = settings.min_backoff;
+    // Failed attempts since the last session: the first retry is at once.
+    let mut failures = 0u32;
     let mut up = false;
     // SubAcks still due before calls may go out.
     let mut suback_due = 0usize;
+    // The link watchdog: after `keep_alive` with nothing received, probe
+    // (re-SUBSCRIBE the replies filter: it holds no retained messages, and
+    // every ACL that lets the gateway work allows it); with nothing
+    // received for 1.5 x keep-alive the link is dead, even when a write is
+    // stuck on full socket buffers and rumqttc's own pings cannot go out.
+    let probe = Filter::new(router.subscriptions()[0].clone(), SUBSCRIPTION_QOS);
+    let silent_limit = settings.keep_alive * 3 / 2;
+    let mut last_inbound = Instant::now();
+    let mut probed = false;
     loop {
+        let watch_until = up.then(|| {
+            last_inbound
+                + if probed {
+                    silent_limit
+                } else {
+                    settings.keep_alive
+                }
+        });
         let event = tokio::select! {
-            e = eventloop.poll() => e,
+            e = eventloop.poll() => e.map_err(|e| e.to_string()),
+            _ = tokio::time::sleep_until(watch_until.unwrap_or_else(Instant::now)), if watch_until.is_some() => {
+                if !probed {
+                    probed = true;
+                    if let Err(e) = client.try_subscribe_many([probe.clone()]) {
+                        tracing::debug!(error = %e, "could not queue the link probe");
+                    }
+                    continue;
+                }
+                Err(format!(
+                    "nothing received from the broker for {} ms (keep-alive {} ms)",
+                    silent_limit.as_millis(),
+                    settings.keep_alive.as_millis()
+                ))
+            }
             _ = stop.wait_for(|s| *s) => break,
         };
+        if let Ok(Event::Incoming(_)) = &event {
+            last_inbound = Instant::now();
+            probed = false;
+        }
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = settings.min_backoff;
+                failures = 0;
                 // Clean start: the broker has no subscriptions for us. As
                 // few SUBSCRIBEs as the broker allows; ready on the last SubAck.
                 suback_due = batches.len();
@@ -237,13 +280,22 @@ async fn run(
                 } else {
                     tracing::debug!(error = %e, "MQTT connect failed");
                 }
-                core.on_lost(&e.to_string());
+                core.on_lost(&e);
                 // Requests queued for the lost connection belong to calls
                 // that just failed: never send them late.
                 eventloop.pending.clear();
-                let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
-                let delay = backoff + Duration::from_millis(jitter);
-                backoff = (backoff * 2).min(settings.max_backoff);
+                // At once the first time (a broker restart or a dead link is
+                // usually back at once), then capped exponential backoff
+                // with jitter, so a fleet of gateways does not reconnect in step.
+                let delay = if failures == 0 {
+                    Duration::ZERO
+                } else {
+                    let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
+                    let d = backoff + Duration::from_millis(jitter);
+                    backoff = (backoff * 2).min(settings.max_backoff);
+                    d
+                };
+                failures += 1;
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.wait_for(|s| *s) => break,

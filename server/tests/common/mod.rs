@@ -31,6 +31,27 @@ enum BrokerProc {
     Mosquitto(thingcall_testkit::Mosquitto),
 }
 
+/// A broker of `kind` on a free port; `None` when Mosquitto cannot run here.
+async fn start_broker(kind: Broker) -> Option<(BrokerProc, SocketAddr)> {
+    Some(match kind {
+        Broker::Embedded => {
+            let b = thingcall_server::broker::EmbeddedBroker::start(
+                "127.0.0.1:0".parse().unwrap(),
+                1 << 20,
+            )
+            .await
+            .expect("embedded broker");
+            let addr = b.addr();
+            (BrokerProc::Embedded(Some(b)), addr)
+        }
+        Broker::Mosquitto => {
+            let m = thingcall_testkit::Mosquitto::start()?;
+            let addr = m.addr();
+            (BrokerProc::Mosquitto(m), addr)
+        }
+    })
+}
+
 /// Generous bound for "should happen soon" on a loaded 2-core machine.
 pub const SOON: Duration = Duration::from_secs(20);
 
@@ -66,37 +87,43 @@ impl Harness {
     }
 
     pub async fn start_with(kind: Broker, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
-        let (broker, mqtt) = match kind {
-            Broker::Embedded => {
-                let b = thingcall_server::broker::EmbeddedBroker::start(
-                    "127.0.0.1:0".parse().unwrap(),
-                    1 << 20,
-                )
-                .await
-                .expect("embedded broker");
-                let addr = b.addr();
-                (BrokerProc::Embedded(Some(b)), addr)
-            }
-            Broker::Mosquitto => {
-                let m = thingcall_testkit::Mosquitto::start()?;
-                let addr = m.addr();
-                (BrokerProc::Mosquitto(m), addr)
-            }
-        };
-        let mut cfg = gateway_config(mqtt);
+        let (broker, mqtt) = start_broker(kind).await?;
+        Some(Self::on(kind, broker, mqtt, mqtt, tweak).await)
+    }
+
+    /// Like [`Harness::start_with`], with the gateway's link to the broker
+    /// through a [`FaultProxy`] (devices connect straight to the broker).
+    pub async fn start_behind_proxy(
+        kind: Broker,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<(Self, thingcall_testkit::fault::FaultProxy)> {
+        let (broker, mqtt) = start_broker(kind).await?;
+        let proxy = thingcall_testkit::fault::FaultProxy::start(mqtt).await;
+        let h = Self::on(kind, broker, mqtt, proxy.addr(), tweak).await;
+        Some((h, proxy))
+    }
+
+    async fn on(
+        kind: Broker,
+        broker: BrokerProc,
+        mqtt: SocketAddr,
+        gateway_mqtt: SocketAddr,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut cfg = gateway_config(gateway_mqtt);
         tweak(&mut cfg);
         let gw = thingcall_server::start(cfg).await.expect("gateway starts");
         soon("gateway MQTT session", gw.wait_connected()).await;
         let client = DeviceGatewayClient::connect(format!("http://{}", gw.grpc_addr))
             .await
             .expect("grpc connect");
-        Some(Self {
+        Self {
             kind,
             broker,
             mqtt,
             gw: Some(gw),
             client,
-        })
+        }
     }
 
     /// `http://127.0.0.1:PORT` of the gateway's one port.
