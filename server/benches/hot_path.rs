@@ -15,7 +15,7 @@ use thingcall_server::calls::{CallId, CallTable, Reply};
 use thingcall_server::metrics::CallMetrics;
 
 fn table(c: &mut Criterion) {
-    let t = CallTable::new(100_000);
+    let t = CallTable::new(100_000, 1024);
     t.set_connected(true);
     // A table with calls in flight, as under load.
     let _held: Vec<_> = (0..1_000u128)

@@ -6,6 +6,7 @@
 //! (reply vs. timeout vs. device offline vs. broker lost vs. cancel).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -18,7 +19,9 @@ pub use crate::outcome::{CallId, Reply};
 pub type Completion = Result<Reply, Error>;
 
 struct Pending {
-    device: Box<str>,
+    /// Shared with the per-device count's key: one allocation per device
+    /// in flight, not one per call.
+    device: Arc<str>,
     accepted_at: Option<SystemTime>,
     tx: oneshot::Sender<Completion>,
 }
@@ -58,11 +61,25 @@ struct Inner {
     /// the table wake anyone (it empties after every call at low load).
     empty_waiters: usize,
     calls: HashMap<CallId, Pending>,
+    /// Calls in flight per device (only devices with one or more).
+    per_device: HashMap<Arc<str>, usize>,
     ended: HashMap<CallId, Ended>,
     ended_order: VecDeque<CallId>,
 }
 
 impl Inner {
+    /// Takes call `id` out of the table, and out of its device's count.
+    fn take(&mut self, id: &CallId) -> Option<Pending> {
+        let p = self.calls.remove(id)?;
+        if let Some(n) = self.per_device.get_mut(&*p.device) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_device.remove(&*p.device);
+            }
+        }
+        Some(p)
+    }
+
     fn remember(&mut self, id: CallId, how: Ended) {
         if self.ended_order.len() == REMEMBERED {
             if let Some(old) = self.ended_order.pop_front() {
@@ -95,16 +112,20 @@ impl Inner {
 pub struct CallTable {
     inner: Mutex<Inner>,
     limit: usize,
+    /// Calls in flight one device may have.
+    per_device_limit: usize,
     /// Woken when a closed table becomes empty.
     emptied: Notify,
 }
 
 impl CallTable {
-    /// A table admitting at most `limit` calls in flight.
-    pub fn new(limit: usize) -> Self {
+    /// A table admitting at most `limit` calls in flight, and at most
+    /// `per_device_limit` of them to one device.
+    pub fn new(limit: usize, per_device_limit: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             limit,
+            per_device_limit,
             emptied: Notify::new(),
         }
     }
@@ -119,7 +140,7 @@ impl CallTable {
     /// Registers a call. Fails with `ShuttingDown` once closed,
     /// `BrokerUnavailable` while disconnected (both checked under the same
     /// lock that drains the table, so no call slips in between) and
-    /// `Overloaded` at the limit.
+    /// `Overloaded` at the limit (the gateway's, or the device's).
     pub fn insert(&self, id: CallId, device: &str) -> Result<oneshot::Receiver<Completion>, Error> {
         let mut inner = self.inner.lock();
         if inner.closed {
@@ -131,11 +152,22 @@ impl CallTable {
         if inner.calls.len() >= self.limit {
             return Err(Error::Overloaded(self.limit));
         }
+        let key = match inner.per_device.get_key_value(device) {
+            Some((_, &n)) if n >= self.per_device_limit => {
+                return Err(Error::DeviceOverloaded {
+                    device: device.into(),
+                    limit: self.per_device_limit,
+                })
+            }
+            Some((key, _)) => key.clone(),
+            None => Arc::from(device),
+        };
+        *inner.per_device.entry(key.clone()).or_insert(0) += 1;
         let (tx, rx) = oneshot::channel();
         inner.calls.insert(
             id,
             Pending {
-                device: device.into(),
+                device: key,
                 accepted_at: None,
                 tx,
             },
@@ -152,7 +184,7 @@ impl CallTable {
                 Some(p) if &*p.device != device => return Delivery::Foreign,
                 Some(_) => {
                     inner.remember(id, Ended::Answered);
-                    let pending = inner.calls.remove(&id).expect("present");
+                    let pending = inner.take(&id).expect("present");
                     (pending, inner.drained())
                 }
             }
@@ -186,7 +218,7 @@ impl CallTable {
     pub fn remove(&self, id: CallId) -> Option<bool> {
         let (removed, drained) = {
             let mut inner = self.inner.lock();
-            let removed = inner.calls.remove(&id)?;
+            let removed = inner.take(&id)?;
             inner.remember(id, Ended::Expired);
             (removed, inner.drained())
         };
@@ -207,7 +239,7 @@ impl CallTable {
             for id in &ids {
                 inner.remember(*id, Ended::Expired);
             }
-            let failed = ids.iter().filter_map(|id| inner.calls.remove(id)).collect();
+            let failed = ids.iter().filter_map(|id| inner.take(id)).collect();
             (failed, inner.drained())
         };
         self.wake_if(drained);
@@ -272,6 +304,7 @@ impl CallTable {
             inner.remember(*id, Ended::Expired);
         }
         let failed: Vec<Pending> = inner.calls.drain().map(|(_, p)| p).collect();
+        inner.per_device.clear();
         let drained = inner.drained();
         drop(inner);
         self.wake_if(drained);
@@ -318,7 +351,7 @@ mod tests {
     }
 
     fn table() -> CallTable {
-        let t = CallTable::new(3);
+        let t = CallTable::new(3, 3);
         t.set_connected(true);
         t
     }
@@ -360,7 +393,7 @@ mod tests {
 
     #[test]
     fn ended_calls_are_remembered_only_so_long() {
-        let t = CallTable::new(REMEMBERED + 1);
+        let t = CallTable::new(REMEMBERED + 1, REMEMBERED + 1);
         t.set_connected(true);
         for n in 0..=REMEMBERED as u128 {
             let _rx = t.insert(id(n), "d").unwrap();
@@ -425,5 +458,32 @@ mod tests {
         assert_eq!(t.insert(id(9), "d").unwrap_err(), Error::Overloaded(3));
         t.remove(id(0));
         assert!(t.insert(id(9), "d").is_ok());
+    }
+
+    #[test]
+    fn one_device_cannot_take_the_whole_limit() {
+        let t = CallTable::new(10, 2);
+        t.set_connected(true);
+        let _a = t.insert(id(1), "hot").unwrap();
+        let _b = t.insert(id(2), "hot").unwrap();
+        let e = t.insert(id(3), "hot").unwrap_err();
+        assert_eq!(e.reason(), thingcall_proto::Reason::Overloaded);
+        assert!(e.to_string().contains("device hot"), "{e}");
+        let _c = t.insert(id(4), "cool").expect("another device");
+        // Every way a call ends frees its device's slot.
+        t.remove(id(1));
+        let _d = t.insert(id(5), "hot").expect("a slot freed by remove");
+        t.complete(id(2), "hot", reply("ok"));
+        let _e = t.insert(id(6), "hot").expect("a slot freed by a reply");
+        t.fail_device("hot", &Error::DeviceOffline("hot".into()));
+        let _f = t
+            .insert(id(7), "hot")
+            .expect("slots freed by the device going offline");
+        t.set_connected(false);
+        t.set_connected(true);
+        let _g = t
+            .insert(id(8), "hot")
+            .expect("slots freed by a lost connection");
+        assert_eq!(t.inner.lock().per_device.get("hot"), Some(&1));
     }
 }

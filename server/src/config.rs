@@ -109,6 +109,16 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_MAX_IN_FLIGHT", default_value_t = 100_000)]
     pub max_in_flight: usize,
 
+    /// Calls in flight to one device before more are refused with
+    /// OVERLOADED (and Retry-After), so one hot device cannot take the
+    /// whole --max-in-flight.
+    #[arg(
+        long,
+        env = "THINGCALL_MAX_IN_FLIGHT_PER_DEVICE",
+        default_value_t = 1024
+    )]
+    pub max_in_flight_per_device: usize,
+
     /// On SIGTERM or SIGINT, how long calls in flight may take to finish
     /// before they fail with SHUTTING_DOWN (new calls get it at once).
     #[arg(long, env = "THINGCALL_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -216,8 +226,8 @@ impl Config {
         if self.mqtt_reconnect_max < Duration::from_millis(50) {
             return Err("--mqtt-reconnect-max must be at least 50ms".into());
         }
-        if self.max_in_flight == 0 {
-            return Err("--max-in-flight must be at least 1".into());
+        if self.max_in_flight == 0 || self.max_in_flight_per_device == 0 {
+            return Err("--max-in-flight and --max-in-flight-per-device must be at least 1".into());
         }
         // Reads the key, secret, JWKS and policy files once, so a bad one is
         // one line now.

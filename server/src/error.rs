@@ -55,6 +55,14 @@ pub enum Error {
     /// Too many calls in flight.
     #[error("{0} calls are in flight, the gateway's limit")]
     Overloaded(usize),
+    /// Too many calls in flight to one device (`--max-in-flight-per-device`).
+    #[error("{limit} calls to device {device} are in flight, the limit per device")]
+    DeviceOverloaded {
+        /// The device.
+        device: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The gateway is draining.
     #[error("the gateway is shutting down")]
     ShuttingDown,
@@ -82,7 +90,7 @@ impl Error {
             Error::DeviceTimeout { .. } => Reason::DeviceTimeout,
             Error::DeviceDisconnected(_) => Reason::DeviceDisconnected,
             Error::BrokerUnavailable => Reason::BrokerUnavailable,
-            Error::Overloaded(_) => Reason::Overloaded,
+            Error::Overloaded(_) | Error::DeviceOverloaded { .. } => Reason::Overloaded,
             Error::ShuttingDown => Reason::ShuttingDown,
             Error::Unauthenticated(_) => Reason::Unauthenticated,
             Error::PermissionDenied(_) => Reason::PermissionDenied,

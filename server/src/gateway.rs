@@ -45,6 +45,9 @@ pub struct CoreConfig {
     pub max_payload: usize,
     /// Calls in flight before new ones get `OVERLOADED`.
     pub max_in_flight: usize,
+    /// Calls in flight to one device before more are refused with
+    /// OVERLOADED, so one hot device cannot take the whole limit.
+    pub max_in_flight_per_device: usize,
     /// Events buffered per watcher before it lags.
     pub watch_buffer: usize,
     /// Contract of calls that do not name one.
@@ -117,7 +120,7 @@ impl Gateway {
         Self {
             topics: Topics::new(cfg.topic_root.clone()),
             seed: SeedTopics::new(cfg.seed_client_prefix.clone()),
-            calls: CallTable::new(cfg.max_in_flight),
+            calls: CallTable::new(cfg.max_in_flight, cfg.max_in_flight_per_device),
             registry: RwLock::new(Registry::default()),
             hub: Hub::new(cfg.watch_buffer),
             draining: AtomicBool::new(false),

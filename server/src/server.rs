@@ -113,6 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         max_timeout: config.max_timeout,
         max_payload: config.max_payload,
         max_in_flight: config.max_in_flight,
+        max_in_flight_per_device: config.max_in_flight_per_device,
         watch_buffer: config.watch_buffer,
         default_contract: config.default_contract(),
         seed_client_prefix: config.seed_client_prefix.clone(),

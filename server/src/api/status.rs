@@ -52,6 +52,10 @@ fn error_info(e: &Error) -> HashMap<String, String> {
         Error::PayloadTooLarge { limit, .. } => {
             meta.insert("limit".to_owned(), limit.to_string());
         }
+        Error::DeviceOverloaded { device, limit } => {
+            meta.insert("device".to_owned(), device.clone());
+            meta.insert("limit".to_owned(), limit.to_string());
+        }
         _ => {}
     }
     meta

@@ -12,6 +12,7 @@ pub(crate) fn test_config() -> CoreConfig {
         max_timeout: Duration::from_secs(300),
         max_payload: 16,
         max_in_flight: 10,
+        max_in_flight_per_device: 10,
         watch_buffer: 16,
         default_contract: Contract::Native,
         seed_client_prefix: "invocation_client".into(),
