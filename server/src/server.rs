@@ -8,16 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::http::{HeaderName, Method};
 use thingcall_proto::v1::device_gateway_server::DeviceGatewayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::HealthReporter;
-use tonic_web::GrpcWebLayer;
-use tower::Layer;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::api::grpc::GrpcApi;
 use crate::config::{BrokerUrl, Config};
@@ -51,6 +47,8 @@ pub struct Running {
     jwks_refresh: Option<JoinHandle<()>>,
     /// Keeps the service's health status in step with the MQTT session.
     readiness: JoinHandle<()>,
+    /// True once the health status says SERVING (the session is up).
+    ready: watch::Receiver<bool>,
     health: HealthReporter,
     drain_timeout: Duration,
     /// Ends the HTTP server: GOAWAY, then close once requests finished.
@@ -165,10 +163,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Readiness (the service's status) follows the MQTT session; liveness
     // (`""`) stays SERVING, so an orchestrator does not restart a gateway
     // that is only waiting for its broker.
-    let readiness = tokio::spawn(track_readiness(
+    let (ready_tx, ready) = watch::channel(false);
+    let readiness = tokio::spawn(crate::api::health::track_readiness(
         health.clone(),
         gateway.connected(),
         gateway.draining(),
+        ready_tx,
     ));
     let (http_stop, http_stop_rx) = watch::channel(false);
     let auth = crate::auth::Auth::from_args(&config.auth, config.port.client_certs())
@@ -211,6 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tls,
         jwks_refresh,
         readiness,
+        ready,
         health,
         drain_timeout: config.drain_timeout,
         http_stop,
@@ -255,9 +256,7 @@ fn demo_devices(
         .collect()
 }
 
-/// Serves every API on one port: gRPC (h2c) and gRPC-web on the gRPC
-/// routes only (tonic-web answers 400 to other HTTP/1.1 requests), then
-/// HTTP/JSON, the seed `/invoke`, and a JSON 404 for anything else.
+/// Serves every API on one port (see [`crate::api::app`]) until `stop`.
 async fn serve_http(
     listener: TcpListener,
     gateway: Arc<Gateway>,
@@ -270,97 +269,16 @@ async fn serve_http(
     cors_origins: Vec<String>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(thingcall_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let web = GrpcWebLayer::new();
-    let grpc = tonic::service::Routes::builder()
-        .add_service(web.layer(DeviceGatewayServer::new(GrpcApi::new(gateway.clone()))))
-        .add_service(web.layer(health_service))
-        .add_service(web.layer(reflection().build_v1().expect("descriptor sets are valid")))
-        .add_service(
-            web.layer(
-                reflection()
-                    .build_v1alpha()
-                    .expect("descriptor sets are valid"),
-            ),
-        )
-        .clone()
-        .routes()
-        .prepare()
-        .into_axum_router();
-    let gateway_connections = gateway.connections();
-    let mut app = grpc
-        .merge(crate::api::http::router(gateway.clone()))
-        .merge(crate::api::seed::router(gateway))
-        .fallback(crate::api::http::not_found);
-    if let Some(auth) = auth {
-        // Inside CORS: a browser's preflight carries no credentials.
-        app = app.layer(axum::middleware::from_fn_with_state(
-            auth,
-            crate::auth::layer::authenticate,
-        ));
-    }
-    let app = app.layer(cors(&cors_origins));
-    let connections = gateway_connections;
+    let connections = gateway.connections();
+    let app = crate::api::app::router(gateway, auth, health_service, &cors_origins);
     crate::listener::serve(listener, app, limits, tls, connections, stop).await
 }
 
-/// Sets the DeviceGateway service's health to SERVING while the MQTT
-/// session is up and the gateway is not draining, NOT_SERVING otherwise.
-async fn track_readiness(
-    health: HealthReporter,
-    mut connected: watch::Receiver<bool>,
-    mut draining: watch::Receiver<bool>,
-) {
-    loop {
-        let ready = *connected.borrow_and_update() && !*draining.borrow();
-        if ready {
-            health.set_serving::<DeviceGatewayServer<GrpcApi>>().await;
-        } else {
-            health
-                .set_not_serving::<DeviceGatewayServer<GrpcApi>>()
-                .await;
-        }
-        tokio::select! {
-            changed = connected.changed() => if changed.is_err() { return },
-            // (the Ref `wait_for` gives must not live across the await below)
-            _ = async { draining.wait_for(|d| *d).await.is_ok() } => {
-                health.set_not_serving::<DeviceGatewayServer<GrpcApi>>().await;
-                return;
-            }
-        }
-    }
-}
-
-/// CORS for browsers on the configured origins; exposes the gRPC status
-/// headers so gRPC-web clients can read errors.
-fn cors(origins: &[String]) -> CorsLayer {
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
-    };
-    CorsLayer::new()
-        .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([
-            HeaderName::from_static("grpc-status"),
-            HeaderName::from_static("grpc-message"),
-            HeaderName::from_static("grpc-status-details-bin"),
-            HeaderName::from_static("retry-after"),
-        ])
-        .max_age(Duration::from_secs(600))
-}
-
 impl Running {
-    /// Waits until the MQTT session is up (subscriptions in place).
+    /// Waits until the MQTT session is up and health says SERVING.
     pub async fn wait_connected(&self) {
-        let mut rx = self.gateway.connected();
-        let _ = rx.wait_for(|c| *c).await;
+        let mut rx = self.ready.clone();
+        let _ = rx.wait_for(|r| *r).await;
     }
 
     /// Reads the reloadable files again (SIGHUP): the port's TLS

@@ -6,6 +6,7 @@
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
+use thingcall_proto::v1::device_gateway_server::DeviceGatewayServer;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tonic_health::pb::health_server::{Health, HealthServer};
@@ -53,5 +54,38 @@ impl Health for EndingHealth {
             let _ = closed.wait_for(|c| *c).await;
         };
         Ok(Response::new(Box::pin(statuses.take_until(end))))
+    }
+}
+
+/// Sets the DeviceGateway service's health to SERVING while the MQTT
+/// session is up and the gateway is not draining, NOT_SERVING otherwise,
+/// and reports each status set on `shown`.
+pub async fn track_readiness(
+    health: HealthReporter,
+    mut connected: watch::Receiver<bool>,
+    mut draining: watch::Receiver<bool>,
+    shown: watch::Sender<bool>,
+) {
+    loop {
+        let ready = *connected.borrow_and_update() && !*draining.borrow();
+        if ready {
+            health
+                .set_serving::<DeviceGatewayServer<crate::api::grpc::GrpcApi>>()
+                .await;
+        } else {
+            health
+                .set_not_serving::<DeviceGatewayServer<crate::api::grpc::GrpcApi>>()
+                .await;
+        }
+        // After the status is set: who waits on this sees it in health too.
+        shown.send_replace(ready);
+        tokio::select! {
+            changed = connected.changed() => if changed.is_err() { return },
+            // (the Ref `wait_for` gives must not live across the await below)
+            _ = async { draining.wait_for(|d| *d).await.is_ok() } => {
+                health.set_not_serving::<DeviceGatewayServer<crate::api::grpc::GrpcApi>>().await;
+                return;
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Protocol adapters: thin translations between a wire API and the core.
 
+pub mod app;
 pub mod grpc;
 pub mod health;
 pub mod http;
