@@ -21,7 +21,7 @@ use rumqttc::v5::MqttOptions;
 use thingcall_device::{spawn_device, standard_methods, Contract, DeviceOptions};
 use thingcall_proto::v1::device_event::Kind;
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
-use thingcall_proto::v1::{Contract as ApiContract, InvokeResponse, WatchDeviceRequest};
+use thingcall_proto::v1::{Contract as ApiContract, InvokeResponse};
 use thingcall_proto::wire::tls::TlsFiles;
 use thingcall_proto::wire::{Credentials, Secret, Topics};
 use thingcall_testkit::Mosquitto;
@@ -98,33 +98,6 @@ fn device_over_tls(broker: &Mosquitto, id: &str) -> DeviceOptions {
         alpn: Vec::new(),
     });
     opts
-}
-
-/// A WatchDevice stream for `target`, past its initial snapshot.
-async fn watch(
-    client: &DeviceGatewayClient<Channel>,
-    target: &str,
-    include_events: bool,
-) -> tonic::Streaming<thingcall_proto::v1::DeviceEvent> {
-    let mut s = client
-        .clone()
-        .watch_device(WatchDeviceRequest {
-            target: target.into(),
-            include_events,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    soon("synced", async {
-        while let Some(ev) = s.next().await {
-            if matches!(ev.expect("event").kind, Some(Kind::Synced(_))) {
-                return;
-            }
-        }
-        panic!("watch ended before synced");
-    })
-    .await;
-    s
 }
 
 /// Starts a call to `target` in its own task, so the test can play the
@@ -327,7 +300,7 @@ async fn the_whole_contract_passes_the_acl() {
 
     // Native contract, SDK device: retained presence, requests, replies,
     // events, and the Will.
-    let mut presence = watch(&client, A, true).await;
+    let mut presence = common::watch_synced(&client, A, true).await;
     let device = spawn_device(device_over_tls(&broker, A), standard_methods());
     wait_presence(&mut presence, A, true).await;
     let r = client
@@ -396,7 +369,7 @@ async fn the_same_acl_holds_for_password_logins() {
     cfg.broker.mqtt_password_file = Some(password_file.0.clone());
     let (gw, client) = start_gateway(cfg).await;
 
-    let mut presence = watch(&client, A, false).await;
+    let mut presence = common::watch_synced(&client, A, false).await;
     let mut opts = DeviceOptions::new(A, "127.0.0.1", broker.port());
     opts.credentials = Some(Credentials {
         username: A.into(),

@@ -180,25 +180,7 @@ impl Harness {
 
     /// A WatchDevice stream, already past its initial snapshot.
     pub async fn watch(&self, pattern: &str) -> tonic::Streaming<DeviceEvent> {
-        let mut c = self.client.clone();
-        let mut s = c
-            .watch_device(WatchDeviceRequest {
-                target: pattern.into(),
-                include_events: false,
-            })
-            .await
-            .expect("watch")
-            .into_inner();
-        soon("synced", async {
-            while let Some(ev) = s.next().await {
-                if matches!(ev.expect("event").kind, Some(Kind::Synced(_))) {
-                    return;
-                }
-            }
-            panic!("watch ended before synced");
-        })
-        .await;
-        s
+        watch_synced(&self.client, pattern, false).await
     }
 
     /// Stops the broker abruptly (Mosquitto: SIGKILL).
@@ -255,6 +237,33 @@ pub async fn device_seen(gw: &Running, opts: DeviceOptions) -> DeviceHandle {
     })
     .await;
     d
+}
+
+/// A WatchDevice stream of `client` for `pattern`, past its initial snapshot.
+pub async fn watch_synced(
+    client: &DeviceGatewayClient<Channel>,
+    pattern: &str,
+    include_events: bool,
+) -> tonic::Streaming<DeviceEvent> {
+    let mut s = client
+        .clone()
+        .watch_device(WatchDeviceRequest {
+            target: pattern.into(),
+            include_events,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    soon("synced", async {
+        while let Some(ev) = s.next().await {
+            if matches!(ev.expect("event").kind, Some(Kind::Synced(_))) {
+                return;
+            }
+        }
+        panic!("watch ended before synced");
+    })
+    .await;
+    s
 }
 
 /// Reads `watch` until `device` is reported online (or offline).
