@@ -55,9 +55,9 @@ fn invoke(
     request: Request,
 ) -> impl Future<Output = Response> {
     let started = Instant::now();
-    let access = request.extensions().get::<crate::auth::Access>().cloned();
-    let caller = Caller::from_headers(core.tracing(), request.headers(), INVOKE, None)
-        .with_access(access.unwrap_or_default());
+    let access = crate::auth::layer::access(request.extensions());
+    let caller =
+        Caller::from_headers(core.tracing(), request.headers(), INVOKE, None).with_access(access);
     async move {
         let req = match seed_request(q) {
             Ok(req) => req,

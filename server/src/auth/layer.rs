@@ -67,11 +67,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Access {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<Access>()
-            .cloned()
-            .unwrap_or_default())
+        Ok(access(&parts.extensions))
     }
 }
 
@@ -81,4 +77,10 @@ pub fn grpc_access<T>(req: &tonic::Request<T>) -> Access {
         .get::<Access>()
         .cloned()
         .unwrap_or_default()
+}
+
+/// The access the layer put on a request (HTTP extensions); everything
+/// when the layer did not run (no authentication configured).
+pub fn access(extensions: &http::Extensions) -> Access {
+    extensions.get::<Access>().cloned().unwrap_or_default()
 }

@@ -74,11 +74,7 @@ fn invoke(
     // The whole request rather than a `HeaderMap` extractor, which would
     // copy every header of every call.
     let (parts, body) = request.into_parts();
-    let access = parts
-        .extensions
-        .get::<Access>()
-        .cloned()
-        .unwrap_or_default();
+    let access = crate::auth::layer::access(&parts.extensions);
     let caller =
         Caller::from_headers(core.tracing(), &parts.headers, INVOKE, None).with_access(access);
     async move {
