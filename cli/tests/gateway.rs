@@ -46,9 +46,9 @@ async fn binary_output_and_exit_codes() {
             "METHOD_NOT_SUPPORTED",
         ),
         (
-            &["invoke", "never-seen", "echo", "--timeout", "200ms"],
-            5,
-            "DEVICE_TIMEOUT",
+            &["invoke", "never-seen", "echo", "--timeout", "20s"],
+            70,
+            "DEVICE_NOT_FOUND",
         ),
         (&["device", "never-seen"], 70, "DEVICE_NOT_FOUND"),
     ];

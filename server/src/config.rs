@@ -119,6 +119,25 @@ pub struct Config {
     )]
     pub max_in_flight_per_device: usize,
 
+    /// After the gateway (re)connects to its broker, how long presence
+    /// from before stays provisional. Calls to a device not yet confirmed
+    /// (by its retained presence, re-delivered on subscribe, or by the
+    /// device announcing again) wait up to their connect timeout, and while
+    /// the retained presence is still arriving, up to this; then they fail
+    /// with DEVICE_OFFLINE. When it ends, devices still unconfirmed are
+    /// shown offline.
+    #[arg(long, env = "THINGCALL_PRESENCE_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub presence_grace: Duration,
+
+    /// Call devices that never announced presence and wait for their
+    /// reply, as gateways before presence did. Without it, once the
+    /// retained presence has arrived, a native call to a device the gateway
+    /// has never seen fails at once with DEVICE_NOT_FOUND (unless its
+    /// connect timeout asks to wait). For fleets whose devices announce no
+    /// presence; seed-contract calls are always sent.
+    #[arg(long, env = "THINGCALL_CALL_UNANNOUNCED")]
+    pub call_unannounced: bool,
+
     /// On SIGTERM or SIGINT, how long calls in flight may take to finish
     /// before they fail with SHUTTING_DOWN (new calls get it at once).
     #[arg(long, env = "THINGCALL_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -222,6 +241,9 @@ impl Config {
             || self.mqtt_keep_alive > Duration::from_secs(3600)
         {
             return Err("--mqtt-keep-alive must be between 1s and 1h".into());
+        }
+        if self.presence_grace > Duration::from_secs(3600) {
+            return Err("--presence-grace must be at most 1h".into());
         }
         if self.mqtt_reconnect_max < Duration::from_millis(50) {
             return Err("--mqtt-reconnect-max must be at least 50ms".into());

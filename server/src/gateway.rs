@@ -6,6 +6,8 @@
 //! - `call`: admission, a call's life and keyed calls;
 //! - `publish`: a call's request as the plain value the outbox encodes;
 //! - `inbound`: replies, presence and events from the session;
+//! - `presence`: whether a call may go out now, and presence after a
+//!   reconnect (confirmation, sync, grace);
 //! - `queries`: get, list and watch devices.
 
 use std::future::Future;
@@ -64,6 +66,16 @@ pub struct CoreConfig {
     /// What the broker allows (its profile's): requests whose topics it
     /// would refuse are refused before anything is published.
     pub broker_limits: thingcall_proto::wire::BrokerLimits,
+    /// After a new MQTT session, how long presence from before it stays
+    /// provisional: calls to such devices wait for confirmation (up to
+    /// their `connect_timeout`, and while the retained presence is still
+    /// arriving, up to this); when it ends, devices still unconfirmed are
+    /// shown offline.
+    pub presence_grace: Duration,
+    /// Call devices that never announced presence (and wait for them), as
+    /// before presence existed, instead of refusing native calls to them
+    /// with `DEVICE_NOT_FOUND`.
+    pub call_unannounced: bool,
 }
 
 /// What happened outside the calls themselves, counted since start: replies
@@ -87,6 +99,15 @@ pub struct Tallies {
     pub connection_failures: u64,
     /// MQTT sessions established (subscriptions in place), the first included.
     pub sessions_up: u64,
+    /// Calls that waited on presence not yet confirmed in this MQTT session
+    /// (or not yet synced), by how the wait ended: the call went out...
+    pub presence_waits_called: u64,
+    /// ...it failed with `DEVICE_OFFLINE`...
+    pub presence_waits_offline: u64,
+    /// ...with `DEVICE_NOT_FOUND`...
+    pub presence_waits_not_found: u64,
+    /// ...or otherwise (broker lost, shutting down).
+    pub presence_waits_other: u64,
 }
 
 /// The core. Shared as `Arc<Gateway>` by the API adapters and the MQTT session.
@@ -102,6 +123,11 @@ pub struct Gateway {
     /// Turns true with `draining`, for the rare waits that must wake then.
     drain_signal: watch::Sender<bool>,
     connected: watch::Sender<bool>,
+    /// Bumped on every presence change, confirmation, sync and session
+    /// change, for calls waiting on a device's presence.
+    presence_seq: watch::Sender<u64>,
+    /// The registry epoch of the current MQTT session, for the grace timer.
+    sessions: watch::Sender<u32>,
     /// Dropped replies and session changes.
     tallies: watch::Sender<Tallies>,
     /// Outcomes and durations of calls, for `/metrics`.
@@ -126,6 +152,8 @@ impl Gateway {
             draining: AtomicBool::new(false),
             drain_signal: watch::channel(false).0,
             connected: watch::channel(false).0,
+            presence_seq: watch::channel(0).0,
+            sessions: watch::channel(0).0,
             tallies: watch::channel(Tallies::default()).0,
             metrics: CallMetrics::new(cfg.metrics_max_methods),
             idempotency: Arc::new(Idempotency::new(
@@ -205,6 +233,14 @@ impl Gateway {
         let snapshot = Snapshot {
             in_flight: self.calls.len(),
             devices_online: self.registry.read().online_count(),
+            devices_unconfirmed: self.registry.read().unconfirmed_count(),
+            presence_synced: self.registry.read().synced(),
+            presence_waits: [
+                t.presence_waits_called,
+                t.presence_waits_offline,
+                t.presence_waits_not_found,
+                t.presence_waits_other,
+            ],
             mqtt_connected: self.calls.connected(),
             mqtt_reconnects: t.sessions_up.saturating_sub(1),
             dropped_late: t.dropped_late,
@@ -292,6 +328,7 @@ pub fn as_incoming(g: &Arc<Gateway>) -> Arc<dyn crate::mqtt::Incoming> {
 
 mod call;
 mod inbound;
+mod presence;
 mod publish;
 pub(crate) mod queries;
 #[cfg(test)]

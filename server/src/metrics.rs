@@ -205,6 +205,13 @@ pub struct Snapshot {
     pub in_flight: usize,
     /// Devices whose presence says online.
     pub devices_online: usize,
+    /// Devices online as of an earlier MQTT session, not yet confirmed.
+    pub devices_unconfirmed: usize,
+    /// Whether the current session's retained presence has all arrived.
+    pub presence_synced: bool,
+    /// Calls that waited on unconfirmed presence: called, offline,
+    /// not found, other.
+    pub presence_waits: [u64; 4],
     /// Whether the MQTT session is up with its subscriptions.
     pub mqtt_connected: bool,
     /// Sessions established after the first one.
@@ -253,6 +260,33 @@ pub fn render(calls: &CallMetrics, s: &Snapshot) -> String {
         "Devices whose presence says online.",
         s.devices_online as u64,
     );
+    gauge(
+        &mut out,
+        "thingcall_devices_unconfirmed",
+        "Devices online as of an earlier MQTT session, not yet confirmed by the current one.",
+        s.devices_unconfirmed as u64,
+    );
+    gauge(
+        &mut out,
+        "thingcall_presence_synced",
+        "1 once the current MQTT session's retained presence has all arrived.",
+        u64::from(s.presence_synced),
+    );
+    header(
+        &mut out,
+        "thingcall_presence_waits_total",
+        "counter",
+        "Calls that waited for a device's presence to be confirmed after a (re)connect, by how the wait ended.",
+    );
+    for (outcome, n) in ["called", "offline", "not_found", "other"]
+        .into_iter()
+        .zip(s.presence_waits)
+    {
+        let _ = writeln!(
+            out,
+            "thingcall_presence_waits_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
     gauge(
         &mut out,
         "thingcall_mqtt_connected",

@@ -1,10 +1,18 @@
 //! The presence registry: what the gateway knows of each device, fed by the
 //! retained presence documents on `{root}/devices/{id}/presence`. Plain
 //! state without I/O; the core holds it behind a lock.
+//!
+//! Presence is trusted only within the MQTT session it arrived in. Each new
+//! session starts an epoch ([`Registry::begin_session`]): what was known
+//! before turns *unconfirmed* until a presence message for the device
+//! arrives in the new session (the retained one re-delivered on subscribe,
+//! or the device announcing again). [`Registry::mark_synced`] records that
+//! the retained presence has all arrived; [`Registry::expire_unconfirmed`]
+//! ends the grace period, turning devices never confirmed offline.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use thingcall_proto::wire::Presence;
 
@@ -21,19 +29,27 @@ pub struct DeviceState {
     pub methods: Arc<[String]>,
     /// When the gateway saw the last change.
     pub since: SystemTime,
+    /// The registry epoch (MQTT session) of the last presence message about
+    /// the device: older than the registry's means unconfirmed.
+    pub confirmed: u32,
 }
 
 /// The effect of one presence message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// The device is online (new session, or came back).
+    /// The device is online (came back, or first seen).
     Online,
+    /// The device is online on a new connection while the gateway knew it
+    /// online on another: calls in flight to the old one have lost it.
+    NewSession,
     /// The device went offline: calls in flight to it have lost it.
     Offline,
     /// Stale (a Will from an older session) or identical: nothing changed.
     Ignored,
     /// The retained presence was cleared: the device is forgotten.
     Removed,
+    /// Known from an earlier session and unchanged, now confirmed in this one.
+    Confirmed,
 }
 
 /// What the registry says about calling `method` on a device.
@@ -47,6 +63,9 @@ pub enum Reachability {
     Offline,
     /// Online, but its announced methods do not include this one.
     MethodNotSupported,
+    /// Online as of an earlier MQTT session, not yet confirmed in this one:
+    /// calling it now could burn the call's deadline on a stale "online".
+    Unconfirmed,
 }
 
 /// Devices by id, sorted so listing pages are stable.
@@ -54,28 +73,41 @@ pub enum Reachability {
 pub struct Registry {
     devices: BTreeMap<String, DeviceState>,
     method_lists: Vec<Arc<[String]>>,
+    /// Bumped at each new MQTT session (wraps; only equality matters).
+    epoch: u32,
+    /// The current session's retained presence has all arrived.
+    synced: bool,
+    /// Some session's retained presence has all arrived: the registry knows
+    /// every device that ever announced itself.
+    ever_synced: bool,
+    /// When the current session began.
+    session_start: Option<Instant>,
+    /// The current session's grace period is over: devices it has not
+    /// confirmed are offline once its retained presence has arrived.
+    grace_over: bool,
 }
 
 impl Registry {
     /// Applies a presence message; `None` is an empty (cleared) retained message.
     pub fn apply(&mut self, device: &str, presence: Option<Presence>, now: SystemTime) -> Change {
+        let epoch = self.epoch;
         let Some(p) = presence else {
             return match self.devices.remove(device) {
                 Some(_) => Change::Removed,
                 None => Change::Ignored,
             };
         };
-        let current = self.devices.get(device);
+        let current = self.devices.get_mut(device);
         if !p.online {
             return match current {
                 // A Will or goodbye from another session than the one we
                 // know: that connection is long gone, the device is not.
-                Some(cur) if cur.session != p.session => Change::Ignored,
-                Some(cur) if !cur.online => Change::Ignored,
-                Some(_) => {
-                    let cur = self.devices.get_mut(device).expect("present");
+                Some(cur) if cur.session != p.session => cur.confirm(epoch),
+                Some(cur) if !cur.online => cur.confirm(epoch),
+                Some(cur) => {
                     cur.online = false;
                     cur.since = now;
+                    cur.confirmed = epoch;
                     Change::Offline
                 }
                 None => {
@@ -87,6 +119,7 @@ impl Registry {
                             session: p.session,
                             methods,
                             since: now,
+                            confirmed: epoch,
                         },
                     );
                     Change::Offline
@@ -96,9 +129,13 @@ impl Registry {
         let mut methods = p.methods;
         methods.sort_unstable();
         methods.dedup();
+        let mut change = Change::Online;
         if let Some(cur) = current {
             if cur.online && cur.session == p.session && *cur.methods == methods[..] {
-                return Change::Ignored;
+                return cur.confirm(epoch);
+            }
+            if cur.online && cur.session != p.session {
+                change = Change::NewSession;
             }
         }
         let methods = self.intern(methods);
@@ -109,9 +146,81 @@ impl Registry {
                 session: p.session,
                 methods,
                 since: now,
+                confirmed: epoch,
             },
         );
-        Change::Online
+        change
+    }
+
+    /// A new MQTT session: presence from before it is unconfirmed, and the
+    /// session's retained presence has yet to arrive.
+    /// Gives the session's epoch, for [`Registry::end_grace`].
+    pub fn begin_session(&mut self, now: Instant) -> u32 {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.synced = false;
+        self.grace_over = false;
+        self.session_start = Some(now);
+        self.epoch
+    }
+
+    /// When the current session began; `None` before the first.
+    pub fn session_start(&self) -> Option<Instant> {
+        self.session_start
+    }
+
+    /// The current session's retained presence has all arrived. When its
+    /// grace period is already over, devices it has not confirmed turn
+    /// offline now; gives their ids.
+    pub fn mark_synced(&mut self, now: SystemTime) -> Vec<String> {
+        self.synced = true;
+        self.ever_synced = true;
+        if self.grace_over {
+            self.expire_unconfirmed(now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The grace period of session `epoch` is over: once its retained
+    /// presence has arrived, devices it has not confirmed turn offline.
+    /// Gives the ids that turned offline now (none for an older session).
+    pub fn end_grace(&mut self, epoch: u32, now: SystemTime) -> Vec<String> {
+        if epoch != self.epoch {
+            return Vec::new();
+        }
+        self.grace_over = true;
+        if self.synced {
+            self.expire_unconfirmed(now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether the current session's retained presence has all arrived.
+    pub fn synced(&self) -> bool {
+        self.synced
+    }
+
+    /// Whether some session's retained presence has all arrived, so a
+    /// device the registry does not know never announced itself.
+    pub fn ever_synced(&self) -> bool {
+        self.ever_synced
+    }
+
+    /// Devices online as of an earlier session and not confirmed since
+    /// turn offline. Gives their ids, for watchers.
+    fn expire_unconfirmed(&mut self, now: SystemTime) -> Vec<String> {
+        let epoch = self.epoch;
+        let mut expired = Vec::new();
+        for (id, d) in self.devices.iter_mut() {
+            if d.online && d.confirmed != epoch {
+                d.online = false;
+                d.since = now;
+                d.confirmed = epoch;
+                expired.push(id.clone());
+            }
+        }
+        expired
     }
 
     /// Shares identical method lists between devices.
@@ -132,6 +241,7 @@ impl Registry {
         match self.devices.get(device) {
             None => Reachability::Unknown,
             Some(d) if !d.online => Reachability::Offline,
+            Some(d) if d.confirmed != self.epoch => Reachability::Unconfirmed,
             Some(d)
                 if !d.methods.is_empty()
                     && d.methods
@@ -169,6 +279,15 @@ impl Registry {
         self.devices.values().filter(|d| d.online).count()
     }
 
+    /// Devices online as of an earlier session, not yet confirmed in this one.
+    pub fn unconfirmed_count(&self) -> usize {
+        let epoch = self.epoch;
+        self.devices
+            .values()
+            .filter(|d| d.online && d.confirmed != epoch)
+            .count()
+    }
+
     /// Devices known.
     pub fn len(&self) -> usize {
         self.devices.len()
@@ -177,6 +296,17 @@ impl Registry {
     /// Whether no device is known.
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
+    }
+}
+
+impl DeviceState {
+    /// Marks an unchanged device confirmed in `epoch`.
+    fn confirm(&mut self, epoch: u32) -> Change {
+        if self.confirmed == epoch {
+            return Change::Ignored;
+        }
+        self.confirmed = epoch;
+        Change::Confirmed
     }
 }
 
@@ -224,7 +354,7 @@ mod tests {
         let now = SystemTime::now();
         r.apply("d", online("s1", &[]), now);
         // Device reconnected before the broker fired the old session's Will.
-        assert_eq!(r.apply("d", online("s2", &[]), now), Change::Online);
+        assert_eq!(r.apply("d", online("s2", &[]), now), Change::NewSession);
         assert_eq!(r.apply("d", offline("s1"), now), Change::Ignored);
         assert_eq!(r.reachability("d", "anything"), Reachability::Online);
         assert_eq!(r.get("d").unwrap().session, "s2");
@@ -261,5 +391,53 @@ mod tests {
         let b = &r.get("valve-1").unwrap().methods;
         assert!(Arc::ptr_eq(a, b));
         assert_eq!(&a[..], ["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn a_new_session_makes_earlier_presence_unconfirmed_until_heard_again() {
+        let mut r = Registry::default();
+        let now = SystemTime::now();
+        let t = Instant::now();
+        r.begin_session(t);
+        r.mark_synced(now);
+        r.apply("a", online("s1", &["echo"]), now);
+        r.apply("b", online("s1", &["echo"]), now);
+        r.apply("c", offline("s1"), now);
+        let epoch = r.begin_session(t);
+        assert!(!r.synced() && r.ever_synced());
+        assert_eq!(r.reachability("a", "echo"), Reachability::Unconfirmed);
+        assert_eq!(r.reachability("c", "echo"), Reachability::Offline);
+        assert_eq!(r.unconfirmed_count(), 2);
+        // The retained message again: confirmed, nothing else changed.
+        assert_eq!(
+            r.apply("a", online("s1", &["echo"]), now),
+            Change::Confirmed
+        );
+        assert_eq!(r.apply("a", online("s1", &["echo"]), now), Change::Ignored);
+        assert_eq!(r.reachability("a", "echo"), Reachability::Online);
+        // The grace ends before the sync: nothing expires yet...
+        assert!(r.end_grace(epoch, now).is_empty());
+        assert_eq!(r.reachability("b", "echo"), Reachability::Unconfirmed);
+        // ...and when the retained presence has all arrived, "b" (whose
+        // retained presence the broker lost) is offline.
+        assert_eq!(r.mark_synced(now), ["b".to_string()]);
+        assert_eq!(r.reachability("b", "echo"), Reachability::Offline);
+        assert_eq!(r.unconfirmed_count(), 0);
+        // It announces again: online, confirmed.
+        assert_eq!(r.apply("b", online("s2", &["echo"]), now), Change::Online);
+        assert_eq!(r.reachability("b", "echo"), Reachability::Online);
+    }
+
+    #[test]
+    fn the_grace_of_an_older_session_expires_nothing() {
+        let mut r = Registry::default();
+        let now = SystemTime::now();
+        let first = r.begin_session(Instant::now());
+        r.mark_synced(now);
+        r.apply("a", online("s1", &[]), now);
+        r.begin_session(Instant::now());
+        r.mark_synced(now);
+        assert!(r.end_grace(first, now).is_empty());
+        assert_eq!(r.reachability("a", "x"), Reachability::Unconfirmed);
     }
 }

@@ -47,6 +47,8 @@ pub struct Running {
     jwks_refresh: Option<JoinHandle<()>>,
     /// Keeps the service's health status in step with the MQTT session.
     readiness: JoinHandle<()>,
+    /// Ends each session's presence grace period.
+    grace: JoinHandle<()>,
     /// True once the health status says SERVING (the session is up).
     ready: watch::Receiver<bool>,
     health: HealthReporter,
@@ -119,6 +121,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         idempotency_window: config.idempotency_window,
         idempotency_max_bytes: config.idempotency_max_bytes,
         broker_limits: config.broker_limits(),
+        presence_grace: config.presence_grace,
+        call_unannounced: config.call_unannounced,
     };
     let credentials = config.broker.credentials().map_err(anyhow::Error::msg)?;
     let settings = SessionSettings {
@@ -154,6 +158,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let gateway = Arc::new(gateway);
     let (mqtt_stop, mqtt_stop_rx) = watch::channel(false);
     let session = session.spawn(gateway.router(), as_incoming(&gateway), mqtt_stop_rx);
+    let grace = tokio::spawn(gateway.clone().run_presence_grace());
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -211,6 +216,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tls,
         jwks_refresh,
         readiness,
+        grace,
         ready,
         health,
         drain_timeout: config.drain_timeout,
@@ -323,6 +329,7 @@ impl Running {
     ///    embedded broker stops; batched spans are exported.
     pub async fn stop(mut self) -> StopReport {
         self.readiness.abort();
+        self.grace.abort();
         self.health
             .set_not_serving::<DeviceGatewayServer<GrpcApi>>()
             .await;

@@ -21,8 +21,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+/// The AWS IoT Core profile; the calls here go to devices that announce
+/// no presence (nothing answers, or a raw client does).
 fn aws_iot(cfg: &mut thingcall_server::Config) {
     cfg.broker.broker_profile = Some(BrokerProfile::AwsIot);
+    cfg.call_unannounced = true;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

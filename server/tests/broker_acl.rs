@@ -71,6 +71,8 @@ fn gateway_config(broker: &Mosquitto) -> thingcall_server::Config {
     cfg.broker.mqtt_key = Some(key);
     cfg.gateway_id = Some(GATEWAY.into());
     cfg.seed_client_prefix = GATEWAY.into();
+    // The devices here are raw MQTT clients that announce no presence.
+    cfg.call_unannounced = true;
     cfg
 }
 

@@ -15,7 +15,7 @@ broker_tests!(
     many_concurrent_calls_each_get_their_own_answer,
     timeout_says_whether_device_accepted,
     grpc_deadline_shorter_than_timeout_wins,
-    unknown_device_is_called_and_waited_for,
+    unknown_device_is_not_found_at_once,
     offline_device_fails_fast,
     connect_timeout_waits_for_device_to_come_online,
     device_dropping_mid_call_is_disconnected,
@@ -128,16 +128,24 @@ async fn grpc_deadline_shorter_than_timeout_wins(h: Harness) {
     h.stop().await;
 }
 
-async fn unknown_device_is_called_and_waited_for(h: Harness) {
+async fn unknown_device_is_not_found_at_once(h: Harness) {
     let mut c = h.client.clone();
+    // A long deadline: waiting it out would end in DEVICE_TIMEOUT.
     let mut r = req("never-seen", "echo", b"");
-    r.timeout = secs_f(0.2);
-    let err = c.invoke(r).await.expect_err("nobody answers");
+    r.timeout = secs_f(60.0);
+    let err = c.invoke(r).await.expect_err("no such device");
+    assert_eq!(err.code(), Code::NotFound);
     assert_eq!(
         reason(&err),
-        "DEVICE_TIMEOUT",
-        "a device without presence is called, not refused"
+        "DEVICE_NOT_FOUND",
+        "a device that never announced presence is refused, not waited for"
     );
+    // A seed-contract call is sent as before: its devices announce nothing.
+    let mut r = req("never-seen", "echo", b"");
+    r.contract = thingcall_proto::v1::Contract::Seed as i32;
+    r.timeout = secs_f(0.2);
+    let err = c.invoke(r).await.expect_err("nobody answers");
+    assert_eq!(reason(&err), "DEVICE_TIMEOUT");
     h.stop().await;
 }
 
@@ -298,13 +306,13 @@ async fn broker_loss_fails_calls_and_gateway_recovers(mut h: Harness) {
         .await
         .unwrap();
     soon("device reconnects", d.wait_connection(2)).await;
-    let got = soon(
-        "call after recovery",
-        c.invoke(req("bl-1", "echo", b"back")),
-    )
-    .await
-    .expect("calls succeed again without restarting the gateway")
-    .into_inner();
+    // Its presence may reach the gateway just after: wait for it.
+    let mut back = req("bl-1", "echo", b"back");
+    back.connect_timeout = secs_f(10.0);
+    let got = soon("call after recovery", c.invoke(back))
+        .await
+        .expect("calls succeed again without restarting the gateway")
+        .into_inner();
     assert_eq!(&got.payload[..], b"back");
     h.stop().await;
 }

@@ -16,6 +16,7 @@ broker_tests!(
 );
 
 async fn foreign_duplicate_and_malformed_replies_are_dropped(h: Harness) {
+    let mut watch = h.watch("rogue").await;
     let mut opts = MqttOptions::new("rogue", h.mqtt.ip().to_string(), h.mqtt.port());
     opts.set_max_packet_size(Some(1 << 20));
     let (dev, mut events) = AsyncClient::new(opts, 64);
@@ -27,7 +28,22 @@ async fn foreign_duplicate_and_malformed_replies_are_dropped(h: Harness) {
         loop {
             let ev = events.poll().await.expect("rogue connection");
             match ev {
-                Event::Incoming(Packet::SubAck(_)) => subscribed = true,
+                Event::Incoming(Packet::SubAck(_)) => {
+                    subscribed = true;
+                    // Announced once it can take requests, as a device does.
+                    let presence = thingcall_proto::wire::Presence {
+                        online: true,
+                        session: "rogue-1".into(),
+                        methods: vec![],
+                    };
+                    dev.try_publish(
+                        "thingcall/devices/rogue/presence",
+                        QoS::AtLeastOnce,
+                        true,
+                        presence.to_json(),
+                    )
+                    .unwrap();
+                }
                 Event::Incoming(Packet::Publish(p)) if subscribed => {
                     let props = p.properties.clone().unwrap();
                     let reply_topic = props.response_topic.clone().unwrap();
@@ -80,22 +96,15 @@ async fn foreign_duplicate_and_malformed_replies_are_dropped(h: Harness) {
             }
         }
     });
-    // The rogue is not announcing presence, so it is "unknown" and called.
+    common::wait_presence(&mut watch, "rogue", true).await;
     let gw = h.gw().gateway.clone();
     let mut c = h.client.clone();
     let mut r = req("rogue", "anything", b"q");
     r.timeout = secs_f(30.0);
-    // Retry until the rogue's subscription is active (its first request may predate it).
-    let got = soon("rogue answers", async {
-        loop {
-            let mut r = r.clone();
-            r.timeout = secs_f(2.0);
-            if let Ok(resp) = c.invoke(r).await {
-                return resp.into_inner();
-            }
-        }
-    })
-    .await;
+    let got = soon("rogue answers", c.invoke(r))
+        .await
+        .expect("the real answer")
+        .into_inner();
     assert_eq!(
         &got.payload[..],
         b"real",
@@ -127,7 +136,22 @@ async fn seed_ack_with_another_id_is_dropped(h: Harness) {
         let mut subscribed = false;
         loop {
             match events.poll().await.expect("rogue connection") {
-                Event::Incoming(Packet::SubAck(_)) => subscribed = true,
+                Event::Incoming(Packet::SubAck(_)) => {
+                    subscribed = true;
+                    // Announced once it can take requests, as a device does.
+                    let presence = thingcall_proto::wire::Presence {
+                        online: true,
+                        session: "rogue-1".into(),
+                        methods: vec![],
+                    };
+                    dev.try_publish(
+                        "thingcall/devices/rogue/presence",
+                        QoS::AtLeastOnce,
+                        true,
+                        presence.to_json(),
+                    )
+                    .unwrap();
+                }
                 Event::Incoming(Packet::Publish(p)) if subscribed => {
                     let topic = String::from_utf8(p.topic.to_vec()).unwrap();
                     let parts = thingcall_proto::wire::parse_seed_request(&topic).unwrap();

@@ -117,12 +117,22 @@ impl Gateway {
             if self.draining.load(Ordering::Relaxed) {
                 return Err(Error::ShuttingDown);
             }
+            // Devices that announce no presence: the seed's, and any with
+            // --call-unannounced.
+            let call_unknown =
+                self.cfg.call_unannounced || limits.contract == thingcall_proto::v1::Contract::Seed;
             let now = self.registry.read().reachability(&req.target, &req.method);
-            if !matches!(now, Reachability::Unknown | Reachability::Online) {
+            if now != Reachability::Online && !(call_unknown && now == Reachability::Unknown) {
                 // Boxed: the rare wait for a device stays out of every call's
                 // future, which lives as long as the call.
-                Box::pin(self.await_reachable(&req.target, &req.method, limits.connect_deadline))
-                    .await?;
+                Box::pin(self.await_reachable(
+                    &req.target,
+                    &req.method,
+                    limits.connect_deadline,
+                    limits.deadline,
+                    call_unknown,
+                ))
+                .await?;
             }
 
             let mut rx = self.calls.insert(id, &req.target)?;
@@ -133,8 +143,11 @@ impl Gateway {
             };
             // Checked again now the call is in the table: an offline that landed
             // between the first check and the insert would otherwise be missed.
-            if self.registry.read().reachability(&req.target, &req.method) == Reachability::Offline
-            {
+            // (A reconnect in between makes it unconfirmed: not called either.)
+            if matches!(
+                self.registry.read().reachability(&req.target, &req.method),
+                Reachability::Offline | Reachability::Unconfirmed
+            ) {
                 return self.finish(
                     req,
                     id,
@@ -192,45 +205,6 @@ impl Gateway {
             request_id: id,
             elapsed,
         })
-    }
-
-    /// Waits (up to `connect_deadline`) until the device may be called.
-    async fn await_reachable(
-        &self,
-        device: &str,
-        method: &str,
-        connect_deadline: Option<Instant>,
-    ) -> Result<(), Error> {
-        let mut events = None;
-        loop {
-            match self.registry.read().reachability(device, method) {
-                Reachability::Unknown | Reachability::Online => return Ok(()),
-                Reachability::MethodNotSupported => {
-                    return Err(Error::MethodNotSupported {
-                        device: device.into(),
-                        method: method.into(),
-                    })
-                }
-                Reachability::Offline => {}
-            }
-            let until = match connect_deadline {
-                Some(t) if t > Instant::now() => t,
-                _ => return Err(Error::DeviceOffline(device.into())),
-            };
-            // Subscribe, then look again: no presence change is missed.
-            let Some((rx, draining)) = events.as_mut() else {
-                events = Some((self.hub.subscribe(), self.drain_signal.subscribe()));
-                continue;
-            };
-            tokio::select! {
-                _ = tokio::time::sleep_until(until.into()) => {
-                    return Err(Error::DeviceOffline(device.into()));
-                }
-                // Draining publishes nothing new, so this call cannot go out.
-                _ = draining.wait_for(|d| *d) => return Err(Error::ShuttingDown),
-                _ = rx.recv() => {}
-            }
-        }
     }
 
     /// [`Gateway::invoke`] for a call with an idempotency key.

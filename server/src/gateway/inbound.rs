@@ -42,11 +42,14 @@ impl Gateway {
         drop(reg);
         match change {
             Change::Ignored => return,
-            Change::Offline => {
+            // Unchanged: watchers saw it already; calls waiting on it go on.
+            Change::Confirmed => return self.presence_changed(),
+            // Either way the connection that calls in flight went to is gone.
+            Change::Offline | Change::NewSession => {
                 let n = self
                     .calls
                     .fail_device(device, &Error::DeviceDisconnected(device.into()));
-                tracing::debug!(device, failed = n, "device offline");
+                tracing::debug!(device, failed = n, ?change, "device connection ended");
             }
             Change::Online | Change::Removed => {}
         }
@@ -55,11 +58,14 @@ impl Gateway {
             ..Default::default()
         });
         self.hub.send(device, Kind::Presence(state));
+        self.presence_changed();
     }
 }
 
 impl crate::mqtt::Incoming for Gateway {
     fn on_ready(&self) {
+        // Before calls may go out on the new session.
+        self.presence_session_began();
         self.tally(|t| &mut t.sessions_up);
         self.calls.set_connected(true);
         self.connected.send_replace(true);
@@ -70,6 +76,12 @@ impl crate::mqtt::Incoming for Gateway {
         self.tally(|t| &mut t.connection_failures);
         self.calls.set_connected(false);
         self.connected.send_replace(false);
+        // Calls waiting on a device's presence fail now, not at their limit.
+        self.presence_changed();
+    }
+
+    fn on_synced(&self) {
+        self.presence_synced();
     }
 
     fn on_message(&self, message: Inbound<'_>) {

@@ -20,6 +20,8 @@ pub(crate) fn test_config() -> CoreConfig {
         idempotency_window: Duration::from_secs(300),
         idempotency_max_bytes: 1 << 20,
         broker_limits: thingcall_proto::wire::BrokerLimits::default(),
+        presence_grace: Duration::from_secs(5),
+        call_unannounced: false,
     }
 }
 

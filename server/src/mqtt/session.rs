@@ -30,6 +30,9 @@ use crate::message::Inbound;
 pub trait Incoming: Send + Sync + 'static {
     /// Subscriptions are in place: calls may go out.
     fn on_ready(&self);
+    /// The retained presence the subscriptions brought has all arrived
+    /// (see the sync SUBSCRIBE in `run`).
+    fn on_synced(&self);
     /// The connection is gone: calls in flight cannot complete.
     fn on_lost(&self, why: &str);
     /// A message arrived on one of the subscriptions, decoded.
@@ -193,6 +196,13 @@ async fn run(
     let mut up = false;
     // SubAcks still due before calls may go out.
     let mut suback_due = 0usize;
+    // The sync SUBSCRIBE's SubAck is due: sent once the subscriptions are
+    // in place, it re-subscribes the replies filter (no retained messages).
+    // A broker handles one client's packets in order and queues a filter's
+    // retained messages when it handles its SUBSCRIBE, so this SubAck comes
+    // after every retained presence: from then on, a device the gateway
+    // has not heard of has no presence.
+    let mut sync_due = false;
     // The link watchdog: after `keep_alive` with nothing received, probe
     // (re-SUBSCRIBE the replies filter: it holds no retained messages, and
     // every ACL that lets the gateway work allows it); with nothing
@@ -256,11 +266,24 @@ async fn run(
                 if refused {
                     tracing::error!(codes = ?ack.return_codes, "broker refused a subscription");
                 }
+                if up && sync_due {
+                    sync_due = false;
+                    tracing::debug!("retained presence delivered");
+                    core.on_synced();
+                    continue;
+                }
                 suback_due = suback_due.saturating_sub(1);
                 if !up && suback_due == 0 {
                     up = true;
                     tracing::info!(host = %settings.host, port = settings.port, "MQTT session up");
                     core.on_ready();
+                    sync_due = client.try_subscribe_many([probe.clone()]).is_ok();
+                    if !sync_due {
+                        tracing::warn!(
+                            "could not queue the presence sync; presence is trusted as it comes"
+                        );
+                        core.on_synced();
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -274,6 +297,7 @@ async fn run(
             }
             Ok(_) => {}
             Err(e) => {
+                sync_due = false;
                 if up {
                     up = false;
                     tracing::warn!(error = %e, "MQTT connection lost");
