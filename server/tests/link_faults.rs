@@ -14,12 +14,17 @@ use thingcall_testkit::fault::Fault;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
 
-/// The calls' deadline: well past the watchdog's 1.5 s (keep-alive 1 s),
-/// and short of what rumqttc's own keep-alive (5 s at least, dead at the
+/// The keep-alive of the acceptance test: 2 s, so a dead link is
+/// declared 3 s after the broker was last heard from.
+const KEEP_ALIVE: Duration = Duration::from_secs(2);
+
+/// The calls' deadline: just past the watchdog's 3 s (1.5 x keep-alive,
+/// counted from the last packet received, which is before the cut), and
+/// far short of what rumqttc's own keep-alive (5 s at least, dead at the
 /// second missed ping) would take, so a call fails as BROKER_UNAVAILABLE
-/// only if the watchdog noticed the dead link, and as DEVICE_TIMEOUT
-/// otherwise.
-const CALL_TIMEOUT: f64 = 4.0;
+/// only if the watchdog noticed the dead link within about 3 s, and as
+/// DEVICE_TIMEOUT otherwise.
+const CALL_TIMEOUT: f64 = 3.5;
 
 async fn status(h: &Harness, service: &str) -> ServingStatus {
     let channel = tonic::transport::Channel::from_shared(h.base())
@@ -66,7 +71,7 @@ async fn link_fault(kind: Broker, fault: Fault) {
     // The broker behind a proxy for the gateway; the device connects
     // straight to the broker, so it stays online throughout.
     let Some((h, proxy)) = Harness::start_behind_proxy(kind, |c| {
-        c.mqtt_keep_alive = Duration::from_secs(1);
+        c.mqtt_keep_alive = KEEP_ALIVE;
     })
     .await
     else {
