@@ -9,6 +9,7 @@
 
 pub mod fault;
 pub mod otlp;
+pub mod peer;
 pub mod pki;
 
 use pki::{certificate_authority, sign};
