@@ -57,7 +57,8 @@ pub struct SessionSettings {
     pub max_packet_size: u32,
     /// After this long with nothing received the link is probed, and after
     /// 1.5 times it, declared dead (calls in flight fail with
-    /// `BROKER_UNAVAILABLE`, and the session reconnects).
+    /// `BROKER_UNAVAILABLE`, and the session reconnects). The SubAcks of
+    /// a new connection are due within 1.5 times it of the CONNACK.
     pub keep_alive: Duration,
     /// QoS of requests (0, 1 or 2).
     pub request_qos: u8,
@@ -212,6 +213,13 @@ async fn run(
     let silent_limit = settings.keep_alive * 3 / 2;
     let mut last_inbound = Instant::now();
     let mut probed = false;
+    // Between CONNACK and the last SubAck: a broker that never grants the
+    // subscriptions must not keep the gateway "connecting" for ever (its
+    // pings may still be answered), so they are due within 1.5 x keep-alive.
+    let mut subscribed_by: Option<Instant> = None;
+    // The last connect failure logged at warn: a refusal is worth one line
+    // per streak and per reason, not one per retry.
+    let mut last_failure = String::new();
     loop {
         let watch_until = up.then(|| {
             last_inbound
@@ -237,7 +245,28 @@ async fn run(
                     settings.keep_alive.as_millis()
                 ))
             }
+            _ = tokio::time::sleep_until(subscribed_by.unwrap_or_else(Instant::now)), if subscribed_by.is_some() => {
+                Err(format!(
+                    "the broker granted no subscriptions within {} ms of CONNACK (keep-alive {} ms)",
+                    silent_limit.as_millis(),
+                    settings.keep_alive.as_millis()
+                ))
+            }
             _ = stop.wait_for(|s| *s) => break,
+        };
+        // The gateway allows no topic aliases (its CONNECT sets no Topic
+        // Alias Maximum), so one arriving is a protocol error; rumqttc
+        // hands such a PUBLISH over with an empty topic and keeps the
+        // connection, so the session drops it here.
+        let event = match event {
+            Ok(Event::Incoming(Packet::Publish(p)))
+                if p.properties
+                    .as_ref()
+                    .is_some_and(|p| p.topic_alias.is_some()) =>
+            {
+                Err("protocol error: the broker sent a topic alias, and none is allowed".into())
+            }
+            e => e,
         };
         if let Ok(Event::Incoming(_)) = &event {
             last_inbound = Instant::now();
@@ -247,6 +276,7 @@ async fn run(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = settings.min_backoff;
                 failures = 0;
+                subscribed_by = Some(Instant::now() + silent_limit);
                 // Clean start: the broker has no subscriptions for us. As
                 // few SUBSCRIBEs as the broker allows; ready on the last SubAck.
                 suback_due = batches.len();
@@ -275,6 +305,8 @@ async fn run(
                 suback_due = suback_due.saturating_sub(1);
                 if !up && suback_due == 0 {
                     up = true;
+                    subscribed_by = None;
+                    last_failure.clear();
                     tracing::info!(host = %settings.host, port = settings.port, "MQTT session up");
                     core.on_ready();
                     sync_due = client.try_subscribe_many([probe.clone()]).is_ok();
@@ -298,9 +330,16 @@ async fn run(
             Ok(_) => {}
             Err(e) => {
                 sync_due = false;
+                subscribed_by = None;
                 if up {
                     up = false;
                     tracing::warn!(error = %e, "MQTT connection lost");
+                } else if e != last_failure {
+                    // The first failure of a streak, or a new reason (a
+                    // CONNACK refusal says which): operators see it at
+                    // the default level; identical retries stay at debug.
+                    tracing::warn!(error = %e, "MQTT connect failed");
+                    last_failure = e.clone();
                 } else {
                     tracing::debug!(error = %e, "MQTT connect failed");
                 }
