@@ -71,8 +71,8 @@ impl Script {
 /// What a connection saw, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    /// A packet the client sent, decoded.
-    Packet(Packet),
+    /// A packet the client sent, decoded (boxed: packets are large).
+    Packet(Box<Packet>),
     /// The connection ended: the client closed it, it broke, or the client
     /// sent bytes that do not decode (the reason says which).
     Closed(String),
@@ -180,7 +180,7 @@ impl PeerConnection {
         loop {
             match self.next().await {
                 Seen::Packet(p) => {
-                    if let Some(t) = pick(p) {
+                    if let Some(t) = pick(*p) {
                         return Ok(t);
                     }
                 }
@@ -384,7 +384,7 @@ fn answer_all(
             Err(e) => return Err(format!("undecodable packet: {e}")),
         };
         let answer = match &packet {
-            Packet::Connect(..) => script.connack.clone().map(|code| {
+            Packet::Connect(..) => script.connack.map(|code| {
                 out.close = code != ConnectReturnCode::Success;
                 Packet::ConnAck(ConnAck {
                     session_present: false,
@@ -410,7 +410,7 @@ fn answer_all(
             a.write(&mut out.bytes, None)
                 .map_err(|e| format!("cannot encode {a:?}: {e}"))?;
         }
-        let _ = events.send(Seen::Packet(packet));
+        let _ = events.send(Seen::Packet(Box::new(packet)));
         if out.close {
             return Ok(out);
         }
@@ -454,10 +454,7 @@ mod tests {
             }
         });
         let mut conn = peer.accept().await;
-        assert!(matches!(
-            conn.next().await,
-            Seen::Packet(Packet::Connect(..))
-        ));
+        assert!(matches!(conn.next().await, Seen::Packet(p) if matches!(*p, Packet::Connect(..))));
         assert_eq!(conn.subscribe().await.unwrap().filters[0].path, "a/#");
         let p = conn.publish_seen().await.unwrap();
         assert_eq!((&p.topic[..], &p.payload[..]), (&b"a/b"[..], &b"hi"[..]));
