@@ -1,7 +1,24 @@
 #![forbid(unsafe_code)]
 //! Test support shared by thingcall's integration tests: a real Mosquitto
-//! on a free loopback port with a generated configuration, and an OTLP
-//! trace receiver ([`otlp`]).
+//! on a free loopback port with a generated configuration, an OTLP trace
+//! receiver ([`otlp`]), and two fault tools for what a healthy broker on
+//! loopback never does:
+//!
+//! - [`fault::FaultProxy`], a TCP proxy between the gateway and a real
+//!   broker that passes, delays, throttles, blackholes or stalls the bytes
+//!   of each direction, or cuts the connection with a FIN or an RST,
+//!   switchable while connections are open. It is for link faults: the
+//!   broker behaves, the network does not.
+//! - [`peer::ScriptedPeer`], an MQTT 5 broker played from a script for one
+//!   client connection at a time. It is for broker faults real brokers
+//!   refuse to produce: a refused CONNACK, withheld SUBACKs, a half-open
+//!   peer, and packets no broker forwards (a topic that is not UTF-8, a
+//!   topic alias never set, broken framing). What the client sends arrives
+//!   as awaitable events.
+//!
+//! Both report what happened as events to wait on (the proxy's
+//! [`fault::FaultProxy::counts`], the peer's [`peer::PeerConnection::next`]),
+//! so tests never sleep to synchronise.
 //!
 //! A missing `mosquitto` binary skips the caller's test with a message,
 //! unless `CI` is set: there it fails, so CI never passes without the
