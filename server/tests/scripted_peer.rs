@@ -58,6 +58,9 @@ fn logs() -> &'static Capture {
     })
 }
 
+/// A call in flight, as the gRPC client will see its end.
+type Call = JoinHandle<Result<tonic::Response<InvokeResponse>, tonic::Status>>;
+
 struct Rig {
     peer: ScriptedPeer,
     gw: Running,
@@ -89,14 +92,7 @@ impl Rig {
     }
 
     /// A call to `dev` in flight, and the request the peer got for it.
-    async fn call(
-        &self,
-        conn: &mut PeerConnection,
-        timeout: f64,
-    ) -> (
-        JoinHandle<Result<tonic::Response<InvokeResponse>, tonic::Status>>,
-        Request,
-    ) {
+    async fn call(&self, conn: &mut PeerConnection, timeout: f64) -> (Call, Request) {
         let mut c = self.client.clone();
         let mut r = req("dev", "m", b"q");
         r.timeout = secs_f(timeout);
@@ -173,9 +169,7 @@ impl Request {
     }
 }
 
-async fn answered(
-    call: JoinHandle<Result<tonic::Response<InvokeResponse>, tonic::Status>>,
-) -> Bytes {
+async fn answered(call: Call) -> Bytes {
     soon("the answer", call)
         .await
         .unwrap()
@@ -184,9 +178,7 @@ async fn answered(
         .payload
 }
 
-async fn failed(
-    call: JoinHandle<Result<tonic::Response<InvokeResponse>, tonic::Status>>,
-) -> String {
+async fn failed(call: Call) -> String {
     let e = soon("the call fails", call)
         .await
         .unwrap()
@@ -225,8 +217,7 @@ async fn withheld_subacks_give_up_and_reconnect() {
 }
 
 async fn refused_login_is_retried(code: ConnectReturnCode) {
-    let rig = gateway(ScriptedPeer::start_with(Script::refuse(code)).await).await;
-    let mut rig = rig;
+    let mut rig = gateway(ScriptedPeer::start_with(Script::refuse(code)).await).await;
     let mut conns = Vec::new();
     for _ in 0..3 {
         let mut c = soon("a connection attempt", rig.peer.accept()).await;
