@@ -15,13 +15,18 @@ use bytes::Bytes;
 use common::{req, secs_f, soon};
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, PublishProperties};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
-use thingcall_proto::v1::InvokeResponse;
+use thingcall_proto::v1::{device_event::Kind, InvokeResponse};
+use thingcall_proto::wire::{Presence, Topics};
 use thingcall_server::Running;
 use thingcall_testkit::peer::{raw, PeerConnection, Script, ScriptedPeer};
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
+
+/// The device the peer answers for.
+const DEVICE: &str = "dev";
 
 /// The gateway's keep-alive: its watchdog gives up after 1.5 x this.
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
@@ -88,13 +93,37 @@ impl Rig {
         soon("the session is up", up.wait_for(|c| *c))
             .await
             .unwrap();
+        // The device online in this session (presence is trusted only in
+        // the session it arrives in), under a session id of its own, so
+        // the gateway's watch shows this very announcement.
+        let session = uuid::Uuid::new_v4().to_string();
+        let mut seen = self
+            .gw
+            .gateway
+            .watch(&thingcall_server::auth::Access::All, DEVICE, false)
+            .expect("in-process watch");
+        let presence = Presence {
+            online: true,
+            session: session.clone(),
+            methods: vec![],
+        };
+        conn.publish(Topics::default().presence(DEVICE), presence.to_json(), None);
+        soon("the device online", async {
+            while let Some(ev) = seen.next().await {
+                if matches!(&ev.kind, Some(Kind::Presence(p)) if p.online && p.session == session) {
+                    return;
+                }
+            }
+            panic!("the watch ended");
+        })
+        .await;
         conn
     }
 
-    /// A call to `dev` in flight, and the request the peer got for it.
+    /// A call to [`DEVICE`] in flight, and the request the peer got for it.
     async fn call(&self, conn: &mut PeerConnection, timeout: f64) -> (Call, Request) {
         let mut c = self.client.clone();
-        let mut r = req("dev", "m", b"q");
+        let mut r = req(DEVICE, "m", b"q");
         r.timeout = secs_f(timeout);
         let call = tokio::spawn(async move { c.invoke(r).await });
         let p = soon("the request", conn.publish_seen()).await.unwrap();
@@ -127,7 +156,7 @@ impl Rig {
     /// A call now fails with BROKER_UNAVAILABLE, without waiting its
     /// (long) deadline.
     async fn refused_at_once(&self) {
-        let mut r = req("dev", "m", b"");
+        let mut r = req(DEVICE, "m", b"");
         r.timeout = secs_f(240.0);
         let e = soon("a call while down", self.client.clone().invoke(r))
             .await
