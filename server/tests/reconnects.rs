@@ -170,7 +170,10 @@ async fn flapping_device_never_leaves_a_call_to_time_out(h: Harness) {
         // Away for 20 ms each time, with calls going out all along.
         let reboot = {
             let mut c = c.clone();
-            tokio::spawn(async move { c.invoke(req("flap-1", "reboot", b"20")).await })
+            // The gateway may not have seen the last comeback yet: wait for it.
+            let mut r = req("flap-1", "reboot", b"20");
+            r.connect_timeout = secs_f(10.0);
+            tokio::spawn(async move { c.invoke(r).await })
         };
         let mut calls = Vec::new();
         for i in 0..20 {
@@ -179,7 +182,8 @@ async fn flapping_device_never_leaves_a_call_to_time_out(h: Harness) {
             r.timeout = secs_f(20.0);
             calls.push(tokio::spawn(async move { c.invoke(r).await }));
         }
-        assert!(soon("reboot answered", reboot).await.unwrap().is_ok());
+        let rebooted = soon("reboot answered", reboot).await.unwrap();
+        assert!(rebooted.is_ok(), "reboot: {rebooted:?}");
         for call in calls {
             let outcome = match soon("call ends", call).await.unwrap() {
                 Ok(_) => "OK".to_string(),
