@@ -204,6 +204,11 @@ async fn run(
     // after every retained presence: from then on, a device the gateway
     // has not heard of has no presence.
     let mut sync_due = false;
+    // After the sync SubAck, the sync ends once no retained message has
+    // arrived for `SYNC_SETTLE`: brokers that deliver retained messages
+    // from a queue of their own (the embedded one, EMQX's retainer) can
+    // send that SubAck before the last of them.
+    let mut settle_until: Option<Instant> = None;
     // The link watchdog: after `keep_alive` with nothing received, probe
     // (re-SUBSCRIBE the replies filter: it holds no retained messages, and
     // every ACL that lets the gateway work allows it); with nothing
@@ -244,6 +249,12 @@ async fn run(
                     silent_limit.as_millis(),
                     settings.keep_alive.as_millis()
                 ))
+            }
+            _ = tokio::time::sleep_until(settle_until.unwrap_or_else(Instant::now)), if settle_until.is_some() => {
+                settle_until = None;
+                tracing::debug!("retained presence delivered");
+                core.on_synced();
+                continue;
             }
             _ = tokio::time::sleep_until(subscribed_by.unwrap_or_else(Instant::now)), if subscribed_by.is_some() => {
                 Err(format!(
@@ -298,8 +309,7 @@ async fn run(
                 }
                 if up && sync_due {
                     sync_due = false;
-                    tracing::debug!("retained presence delivered");
-                    core.on_synced();
+                    settle_until = Some(Instant::now() + SYNC_SETTLE);
                     continue;
                 }
                 suback_due = suback_due.saturating_sub(1);
@@ -323,13 +333,18 @@ async fn run(
                     topic,
                     payload,
                     properties,
+                    retain,
                     ..
                 } = p;
+                if retain && settle_until.is_some() {
+                    settle_until = Some(Instant::now() + SYNC_SETTLE);
+                }
                 core.on_message(router.decode(&topic, payload, properties));
             }
             Ok(_) => {}
             Err(e) => {
                 sync_due = false;
+                settle_until = None;
                 subscribed_by = None;
                 if up {
                     up = false;
@@ -384,6 +399,11 @@ async fn run(
     core.on_lost("gateway stopped");
     clean
 }
+
+/// How long after the sync SubAck (and the last retained message) the
+/// retained presence counts as all delivered. Short: calls to devices not
+/// confirmed yet wait for it after every reconnect.
+const SYNC_SETTLE: Duration = Duration::from_millis(100);
 
 /// How long the DISCONNECT at the end may take to go out.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
