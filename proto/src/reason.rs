@@ -5,7 +5,10 @@
 //! labels, the Rust client's errors and the bench's tally all read it, so a
 //! reason added here reaches each of them at once.
 
-use tonic::Code;
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// The `google.rpc.ErrorInfo.domain` of thingcall's errors.
 pub const DOMAIN: &str = "thingcall";
@@ -120,6 +123,18 @@ impl Reason {
             Reason::Overloaded | Reason::ShuttingDown => Some(1),
             _ => None,
         }
+    }
+}
+
+impl Reason {
+    /// A gRPC status of this reason: its code, `message`, and the
+    /// `google.rpc.ErrorInfo{reason, domain, metadata}` every thingcall
+    /// error carries, so callers branch on the reason and not on text. The
+    /// gateway's errors and the codec's decode failures both come through
+    /// here, which keeps the two the same shape.
+    pub fn status(self, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
+        let details = ErrorDetails::with_error_info(self.name(), DOMAIN, metadata);
+        Status::with_error_details(self.grpc_code(), message, details)
     }
 }
 

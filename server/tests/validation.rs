@@ -1,6 +1,9 @@
 //! Bad input gets its reason and never reaches MQTT: a subscriber on `#`
-//! sees no request from any of them.
+//! sees no request from any of them. Two tables: typed requests every
+//! surface can carry (here), and raw bytes the typed request cannot express
+//! (`bad_bytes`), counted as (surface, input) pairs.
 
+mod bad_bytes;
 mod common;
 
 use std::time::Duration;
@@ -184,7 +187,10 @@ async fn bad_input_has_its_reason_and_publishes_nothing(h: Harness) {
     let mut web = common::http::grpc_web(&h.base());
     let cases = bad_inputs();
     assert!(cases.len() >= 20);
+    // (surface, input) pairs sent, of both tables.
+    let mut pairs = 0;
     for (label, r, want) in cases {
+        pairs += 2;
         // gRPC and gRPC-web: the same reason in ErrorInfo.
         let err = c.invoke(r.clone()).await.expect_err(label);
         assert_eq!(reason(&err), want, "gRPC: {label}");
@@ -199,6 +205,7 @@ async fn bad_input_has_its_reason_and_publishes_nothing(h: Harness) {
                 pct(&r.target),
                 pct(&r.method)
             );
+            pairs += 1;
             let resp = common::http::post(&url, &json_body(&r)).await;
             let v = resp.json();
             assert_eq!(v["error"]["reason"], want, "HTTP: {label}");
@@ -216,6 +223,7 @@ async fn bad_input_has_its_reason_and_publishes_nothing(h: Harness) {
             && r.content_type.is_empty()
             && r.payload.len() <= 1;
         if seed_expressible {
+            pairs += 1;
             let url = format!(
                 "{}/invoke?request=x&method={}&target={}&timeout=3",
                 h.base(),
@@ -249,7 +257,17 @@ async fn bad_input_has_its_reason_and_publishes_nothing(h: Harness) {
         assert_eq!(reason(&e), "INVALID_ARGUMENT", "list {pattern:?}");
     }
 
-    // A valid call afterwards: its request must be the first one the spy sees.
+    let raw = bad_bytes::cases();
+    assert!(raw.len() >= 40, "{} raw cases", raw.len());
+    for case in &raw {
+        bad_bytes::check(&h.base(), case).await;
+    }
+    pairs += raw.len();
+    assert!(pairs >= 100, "{pairs} (surface, input) pairs");
+
+    // A valid call afterwards: its request must be the first publication
+    // the spy sees (after the marker device's retained presence), on any
+    // topic: a seed-contract request would not be under `/methods/`.
     let mut good = req("v-marker", "echo", b"marker");
     good.timeout = secs_f(30.0);
     c.invoke(good).await.expect("marker call");
@@ -259,7 +277,7 @@ async fn bad_input_has_its_reason_and_publishes_nothing(h: Harness) {
                 events.poll().await.expect("spy connection")
             {
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                if topic.contains("/methods/") {
+                if !topic.ends_with("/presence") {
                     return topic;
                 }
             }

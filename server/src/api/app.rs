@@ -15,6 +15,7 @@ use tower::Layer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::api::grpc::GrpcApi;
+use crate::api::grpc_frames::{max_message, CheckFrames};
 use crate::gateway::Gateway;
 
 /// Every API over `gateway`, behind `auth` when set.
@@ -30,8 +31,12 @@ pub fn router(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let web = GrpcWebLayer::new();
+    // Framing checks under tonic-web, so gRPC and gRPC-web share them.
+    let max_payload = gateway.config().max_payload;
+    let device_gateway = DeviceGatewayServer::new(GrpcApi::new(gateway.clone()))
+        .max_decoding_message_size(max_message(max_payload));
     let grpc = tonic::service::Routes::builder()
-        .add_service(web.layer(DeviceGatewayServer::new(GrpcApi::new(gateway.clone()))))
+        .add_service(web.layer(CheckFrames::new(device_gateway, max_payload)))
         .add_service(web.layer(health_service))
         .add_service(web.layer(reflection().build_v1().expect("descriptor sets are valid")))
         .add_service(

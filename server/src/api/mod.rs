@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod grpc;
+pub mod grpc_frames;
 pub mod health;
 pub mod http;
 pub mod seed;

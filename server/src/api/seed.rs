@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use thingcall_proto::v1::{Contract, InvokeRequest};
 use thingcall_proto::Reason;
 
-use crate::api::http::ApiError;
+use crate::api::http::{extract, ApiError};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::outcome::Answer;
@@ -48,20 +48,20 @@ struct InvokeQuery {
 }
 
 /// Not an `async fn`: the headers are read before the future is made, so a
-/// call in flight does not hold the whole request (twice).
-fn invoke(
-    State(core): State<Arc<Gateway>>,
-    Query(q): Query<InvokeQuery>,
-    request: Request,
-) -> impl Future<Output = Response> {
+/// call in flight does not hold the whole request (twice). The query is
+/// decoded here, not by an extractor, so that every refusal of it (invalid
+/// UTF-8 in any parameter, a parameter twice) answers in the seed's
+/// `invalid_parameters` shape; nothing is ever decoded lossily.
+fn invoke(State(core): State<Arc<Gateway>>, request: Request) -> impl Future<Output = Response> {
     let started = Instant::now();
+    let query = extract::query::<InvokeQuery>(request.uri());
     let access = crate::auth::layer::access(request.extensions());
     let caller =
         Caller::from_headers(core.tracing(), request.headers(), INVOKE, None).with_access(access);
     async move {
-        let req = match seed_request(q) {
+        let req = match query.and_then(seed_request) {
             Ok(req) => req,
-            Err(msg) => return failure(ApiError(Error::InvalidArgument(msg), None), started),
+            Err(e) => return failure(ApiError(e, None), started),
         };
         match core.invoke(req, caller).await {
             Ok(answer) => ok(&answer, started),
@@ -71,7 +71,7 @@ fn invoke(
 }
 
 /// The InvokeRequest of a query, or why it is refused.
-fn seed_request(q: InvokeQuery) -> Result<InvokeRequest, String> {
+fn seed_request(q: InvokeQuery) -> Result<InvokeRequest, Error> {
     let missing: Vec<&str> = [
         ("request", &q.request),
         ("method", &q.method),
@@ -83,14 +83,14 @@ fn seed_request(q: InvokeQuery) -> Result<InvokeRequest, String> {
     .collect();
     if !missing.is_empty() {
         let msg = format!("missing parameter(s): {}", missing.join(", "));
-        return Err(msg);
+        return Err(Error::invalid(msg));
     }
     let timeout = match q.timeout.as_deref().map(str::parse::<u64>) {
         None => DEFAULT_TIMEOUT_SECS,
         Some(Ok(t)) if TIMEOUT_RANGE.contains(&t) => t,
         Some(_) => {
             let msg = "timeout must be a whole number of seconds from 1 to 60";
-            return Err(msg.into());
+            return Err(Error::invalid(msg));
         }
     };
     Ok(InvokeRequest {

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::error::Error;
 use crate::gateway::Failed;
@@ -30,9 +29,11 @@ impl From<Failed> for Status {
     }
 }
 
+/// The status of `e` with ErrorInfo `meta`, in the table's one shape
+/// ([`thingcall_proto::Reason::status`], which the codec's decode failures
+/// share).
 fn status(e: &Error, meta: HashMap<String, String>) -> Status {
-    let details = ErrorDetails::with_error_info(e.reason().name(), DOMAIN, meta);
-    Status::with_error_details(code(e), e.to_string(), details)
+    e.reason().status(e.to_string(), meta)
 }
 
 /// The ErrorInfo metadata of `e`: the device, method or limit it concerns.
@@ -64,6 +65,7 @@ fn error_info(e: &Error) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic_types::StatusExt;
 
     #[test]
     fn status_carries_reason_and_domain() {

@@ -7,6 +7,7 @@
 //! - `GET /metrics`: Prometheus text
 
 pub mod error;
+pub mod extract;
 pub mod json;
 mod sse;
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,6 +28,7 @@ use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::telemetry::{Caller, Surface};
 pub use error::ApiError;
+use extract::{Path, Query};
 
 /// How an Invoke over HTTP/JSON names its span.
 const INVOKE: Surface = Surface {
@@ -49,16 +51,21 @@ pub fn router(core: Arc<Gateway>) -> Router {
         .with_state(core)
 }
 
-/// Reads a request body up to `limit` bytes; more is `PAYLOAD_TOO_LARGE`.
+/// Reads a request body up to `limit` bytes; more is `PAYLOAD_TOO_LARGE`,
+/// and a body that breaks off (the caller went away, a bad chunk) is
+/// `INVALID_ARGUMENT`, not "too large".
 pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError(
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let e = e.into_inner();
+        let error = if e.is::<http_body_util::LengthLimitError>() {
             Error::PayloadTooLarge {
                 size: limit + 1,
                 limit,
-            },
-            None,
-        )
+            }
+        } else {
+            Error::invalid(format!("the request body could not be read: {e}"))
+        };
+        ApiError(error, None)
     })
 }
 
@@ -75,9 +82,14 @@ fn invoke(
     // copy every header of every call.
     let (parts, body) = request.into_parts();
     let access = crate::auth::layer::access(&parts.extensions);
+    let json = extract::json_content_type(&parts.headers);
     let caller =
         Caller::from_headers(core.tracing(), &parts.headers, INVOKE, None).with_access(access);
     async move {
+        if !json {
+            let msg = "the body must be JSON (content-type application/json, or none)";
+            return Err(Error::invalid(msg).into());
+        }
         // Room for base64 (4/3) and the JSON around the payload.
         let limit = core.config().max_payload / 3 * 4 + 64 * 1024;
         let body = read_body(body, limit).await?;

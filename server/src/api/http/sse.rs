@@ -6,12 +6,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Deserialize;
 use tokio_stream::StreamExt;
 
+use super::extract::{Path, Query};
 use super::{json, ApiError};
 use crate::auth::Access;
 use crate::gateway::Gateway;
