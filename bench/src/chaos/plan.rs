@@ -163,7 +163,7 @@ mod tests {
     fn draws_stay_in_range_with_the_documented_shares() {
         let n = 100_000u64;
         let (mut fail, mut reboot, mut straggle) = (0u64, 0u64, 0u64);
-        let mut hit = vec![false; 20];
+        let mut hit = [false; 20];
         for i in 0..n {
             let c = call_plan(42, i, 20);
             assert!((MIN_DEADLINE..=MAX_DEADLINE).contains(&c.deadline));
