@@ -137,6 +137,9 @@ pub struct BenchArgs {
     /// Free text copied into the JSON report.
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
+    /// `--chaos` and its flags.
+    #[command(flatten)]
+    pub chaos: super::chaos::ChaosArgs,
 }
 
 /// Shown under `thingcall bench --help`.
@@ -160,8 +163,12 @@ broker+network = latency - device (for conn-per-request, connecting too).
 Calls whose reply lacks a figure are left out; the report says how many
 had them (JSON: breakdown_us with p50/p90/p99/p999 per part and calls).
 
+--chaos runs the chaos run instead (docs/chaos.md): the report goes to
+stdout, and the exit code is 1 when an invariant broke.
+
 Exit codes: 0 the bench ran (even with failed calls: see the report),
-2 usage error, 69 the gateway or broker cannot be reached at start.";
+1 a chaos run broke an invariant, 2 usage error, 69 the gateway or broker
+cannot be reached at start.";
 
 impl BenchArgs {
     /// Calls to measure and the cap on the measured window, after the
@@ -317,6 +324,35 @@ mod tests {
                 ("sim".to_owned(), 12)
             ]
         );
+    }
+
+    #[test]
+    fn chaos_flags() {
+        let a = parse(&[]).unwrap();
+        assert!(!a.chaos.chaos && a.chaos.seed.is_none());
+        assert_eq!(a.chaos.devices, 20);
+        let a = parse(&["--chaos", "--seed", "42", "--devices", "5", "-d", "30s"]).unwrap();
+        assert!(a.chaos.chaos);
+        assert_eq!((a.chaos.seed, a.chaos.devices), (Some(42), 5));
+        assert_eq!(a.limits(), (u64::MAX, Duration::from_secs(30)));
+        // The chaos run makes its own calls: the benchmark's call flags do not apply.
+        for clash in [
+            &["--mode", "json"][..],
+            &["--method", "x"],
+            &["--timeout", "1s"],
+        ] {
+            let argv: Vec<&str> = ["--chaos"].iter().chain(clash).copied().collect();
+            assert_eq!(
+                parse(&argv).unwrap_err().kind(),
+                ErrorKind::ArgumentConflict,
+                "{clash:?}"
+            );
+        }
+        assert_eq!(
+            parse(&["--seed", "1"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert!(parse(&["--chaos", "--devices", "0"]).is_err());
     }
 
     #[test]

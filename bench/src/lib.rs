@@ -8,6 +8,7 @@
 
 mod args;
 mod breakdown;
+pub mod chaos;
 mod modes;
 mod mqtt;
 mod procstat;
@@ -40,6 +41,9 @@ pub enum Setup {
     Unreachable(String),
     /// The gateway answered with an error: exit 70.
     Other(String),
+    /// The chaos run broke an invariant: the report (which says which),
+    /// printed on stdout like any report, then exit 1.
+    Broken(String),
 }
 
 impl Setup {
@@ -60,6 +64,7 @@ impl Setup {
             Setup::Usage(m) => (m, exit::USAGE),
             Setup::Unreachable(m) => (m, exit::UNREACHABLE),
             Setup::Other(m) => (m, exit::OTHER),
+            Setup::Broken(m) => (m, 1),
         }
     }
 }
@@ -68,6 +73,9 @@ impl Setup {
 /// returns its report (a table, or one JSON line), whatever the calls'
 /// outcomes; only a bench that could not run is an error.
 pub async fn run(server: &str, args: BenchArgs) -> Result<String, Setup> {
+    if args.chaos.chaos {
+        return chaos::run(server, &args).await;
+    }
     let (calls, duration) = args.limits();
     validate_id("method", &args.method).map_err(|e| Setup::Usage(format!("--method: {e}")))?;
     let pids = args.watched_pids();
@@ -197,6 +205,7 @@ mod tests {
         assert_eq!(code(Setup::Usage("u".into())), 2);
         assert_eq!(code(Setup::Unreachable("x".into())), 69);
         assert_eq!(code(Setup::Other("o".into())), 70);
+        assert_eq!(code(Setup::Broken("b".into())), 1);
         assert!(matches!(
             Setup::from_call(CallError::unreachable("down")),
             Setup::Unreachable(_)

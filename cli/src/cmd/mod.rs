@@ -135,6 +135,14 @@ async fn command(command: Command, gateway: &Gateway<'_>) -> Result<u8, Failure>
         Command::Device(args) => devices::show(gateway, args).await,
         Command::Bench(args) => match thingcall_bench::run(gateway.server, args).await {
             Ok(report) => write_stdout(report.as_bytes()).map(|_| exit::OK),
+            // A chaos run that broke an invariant: the report as always, then exit 1.
+            Err(thingcall_bench::Setup::Broken(report)) => {
+                write_stdout(report.as_bytes())?;
+                Err(Failure::Local {
+                    message: "the chaos run broke an invariant (see the report)".into(),
+                    exit: 1,
+                })
+            }
             Err(setup) => {
                 let (message, exit) = setup.into_message_and_exit();
                 Err(Failure::Local { message, exit })
