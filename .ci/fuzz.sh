@@ -44,7 +44,8 @@ for t in "${targets[@]}"; do
       -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" 2>"$scratch/$t.log"; then
     failed+=("$t")
-    tail -n 40 "$scratch/$t.log"
+    grep -m 1 -A 1 'panicked at' "$scratch/$t.log" || true
+    tail -n 20 "$scratch/$t.log"
   fi
   grep -E '^stat::number_of_executed_units|^Done' "$scratch/$t.log" | tr '\n' ' '
   echo
