@@ -17,6 +17,9 @@ pub use thingcall_broker as broker;
 pub mod calls;
 pub mod config;
 pub mod error;
+/// Entry points of the fuzz targets: not an API (see the module).
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod idempotency;
 pub mod listener;

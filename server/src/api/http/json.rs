@@ -88,9 +88,12 @@ pub fn duration(what: &str, s: &str) -> Result<prost_types::Duration, Error> {
             nanos: (v.fract() * 1e9) as i32,
         });
     }
-    let d = match t.strip_suffix('s').and_then(|n| n.parse::<f64>().ok()) {
-        Some(v) if v.is_finite() && v >= 0.0 => Duration::from_secs_f64(v),
-        _ => humantime::parse_duration(t).map_err(|_| bad())?,
+    // `try_from`: a number of seconds past what a `Duration` holds
+    // ("1e20s") is refused, not a panic of the handler.
+    let secs = t.strip_suffix('s').and_then(|n| n.parse::<f64>().ok());
+    let d = match secs.and_then(|v| Duration::try_from_secs_f64(v).ok()) {
+        Some(d) => d,
+        None => humantime::parse_duration(t).map_err(|_| bad())?,
     };
     d.try_into().map_err(|_| bad())
 }
@@ -233,6 +236,10 @@ mod tests {
         );
         assert!(duration("t", "-1s").unwrap().seconds < 0);
         assert!(duration("t", "soon").is_err());
+        // These panicked the handler (found writing the http_json fuzz target).
+        for huge in ["1e20s", "18446744073709551616s", "1.8e308s"] {
+            assert!(duration("t", huge).is_err(), "{huge}");
+        }
         assert_eq!(fmt_duration(Duration::from_micros(4210)), "0.004210s");
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.500s");
         assert_eq!(fmt_duration(Duration::from_secs(3)), "3s");
