@@ -104,8 +104,20 @@ async fn half_sent_requests_starve_neither_callers_nor_the_broker_link() {
     let (status, during) = echo(&base, "during").await;
     assert_eq!(status, 200, "a legitimate call failed during the flood");
     eprintln!("echo latency: {baseline:?} before, {during:?} during the flood");
-    let open = metric(&base, "thingcall_connections_open").await;
-    assert!(open as usize >= flood, "{open} open, {flood} held");
+    // The gateway accepts what the kernel's backlog holds at its own pace:
+    // every held connection is open on it soon, none refused. (Another
+    // process: its /metrics is the only thing to watch.)
+    soon("every held connection open on the gateway", async {
+        loop {
+            let open = metric(&base, "thingcall_connections_open").await;
+            if open as usize >= flood {
+                return;
+            }
+            eprintln!("{open} open, {flood} held");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
 
     // Past the cap: closed at once.
     let mut extra = Vec::new();

@@ -41,6 +41,10 @@ pub fn config(broker_limits: BrokerLimits) -> CoreConfig {
         idempotency_window: Duration::from_secs(300),
         idempotency_max_bytes: 1 << 20,
         broker_limits,
+        presence_grace: Duration::ZERO,
+        // No device announces itself here: every call that passes
+        // admission goes out (and fails at the full outbox).
+        call_unannounced: true,
     }
 }
 
