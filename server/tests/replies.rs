@@ -136,22 +136,7 @@ async fn seed_ack_with_another_id_is_dropped(h: Harness) {
         let mut subscribed = false;
         loop {
             match events.poll().await.expect("rogue connection") {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    subscribed = true;
-                    // Announced once it can take requests, as a device does.
-                    let presence = thingcall_proto::wire::Presence {
-                        online: true,
-                        session: "rogue-1".into(),
-                        methods: vec![],
-                    };
-                    dev.try_publish(
-                        "thingcall/devices/rogue/presence",
-                        QoS::AtLeastOnce,
-                        true,
-                        presence.to_json(),
-                    )
-                    .unwrap();
-                }
+                Event::Incoming(Packet::SubAck(_)) => subscribed = true,
                 Event::Incoming(Packet::Publish(p)) if subscribed => {
                     let topic = String::from_utf8(p.topic.to_vec()).unwrap();
                     let parts = thingcall_proto::wire::parse_seed_request(&topic).unwrap();
