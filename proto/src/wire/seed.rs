@@ -129,16 +129,43 @@ pub enum SeedAckError {
 /// Decodes the ack payload of the request `m_id` (from its topic): the
 /// device's `response` as JSON text.
 pub fn decode_seed_ack(m_id: &str, payload: &[u8]) -> Result<Vec<u8>, SeedAckError> {
-    let ack: SeedAck = serde_json::from_slice(payload).map_err(|_| SeedAckError::Malformed)?;
+    /// The ack with its response kept as the device wrote it: parsed into a
+    /// `Value` and written again, a number such as `21.666666666666600`
+    /// would reach the caller changed.
+    #[derive(Deserialize)]
+    struct Raw<'a> {
+        id: std::borrow::Cow<'a, str>,
+        #[serde(borrow, default)]
+        response: Option<&'a serde_json::value::RawValue>,
+    }
+    let ack: Raw<'_> = serde_json::from_slice(payload).map_err(|_| SeedAckError::Malformed)?;
     if ack.id != m_id {
         return Err(SeedAckError::Mismatched);
     }
-    Ok(serde_json::to_vec(&ack.response).expect("JSON value serializes"))
+    Ok(ack
+        .response
+        .map_or(&b"null"[..], |r| r.get().as_bytes())
+        .to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_acks_response_reaches_the_caller_as_the_device_wrote_it() {
+        let payload = br#"{"id":"m1","response":{"temp":21.666666666666600, "unit":"C"}}"#;
+        assert_eq!(
+            decode_seed_ack("m1", payload).unwrap(),
+            br#"{"temp":21.666666666666600, "unit":"C"}"#
+        );
+        assert_eq!(decode_seed_ack("m1", br#"{"id":"m1"}"#).unwrap(), b"null");
+        assert_eq!(
+            decode_seed_ack("m2", payload),
+            Err(SeedAckError::Mismatched)
+        );
+        assert_eq!(decode_seed_ack("m1", b"{"), Err(SeedAckError::Malformed));
+    }
 
     #[test]
     fn seed_topics() {

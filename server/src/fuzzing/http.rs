@@ -103,7 +103,9 @@ pub fn seed_query(data: &[u8]) {
             }
             assert!(calls.len() <= 1, "one query made {} calls", calls.len());
             if let Some((target, method)) = calls.first() {
-                let params = form_decode(data);
+                // The query is what the URI holds: a `#` starts the fragment.
+                let query = uri_query(data);
+                let params = form_decode(query);
                 for (name, got) in [("target", target), ("method", method)] {
                     assert!(
                         params
@@ -116,6 +118,11 @@ pub fn seed_query(data: &[u8]) {
             }
         })
     });
+}
+
+/// The query part of `data` as a URI would hold it (before any `#`).
+fn uri_query(data: &[u8]) -> &[u8] {
+    data.split(|b| *b == b'#').next().unwrap_or_default()
 }
 
 fn get(uri: http::Uri) -> http::Request<Body> {
