@@ -41,6 +41,51 @@ struct Counters {
     stop: AtomicBool,
 }
 
+/// A timed phase's clock: sets the phase's stop flag once its duration has
+/// passed, and shows its count of finished calls on the progress bar every
+/// `every`. Both tasks end when it is dropped. Shared by every timed phase
+/// (the bench legs and the chaos run).
+pub(crate) struct Clock(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>);
+
+impl Clock {
+    /// Starts the clock of a phase whose counters are `counters`, with its
+    /// stop flag and done count picked by `stop` and `done`.
+    pub(crate) fn start<C: Send + Sync + 'static>(
+        counters: &Arc<C>,
+        stop: fn(&C) -> &AtomicBool,
+        done: fn(&C) -> &AtomicU64,
+        duration: Duration,
+        progress: &ProgressBar,
+        every: Duration,
+    ) -> Self {
+        let timer = {
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(duration).await;
+                stop(&counters).store(true, Ordering::Relaxed);
+            })
+        };
+        let ticker = {
+            let (counters, progress) = (counters.clone(), progress.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    progress.set_position(done(&counters).load(Ordering::Relaxed));
+                }
+            })
+        };
+        Self(timer, ticker)
+    }
+}
+
+impl Drop for Clock {
+    fn drop(&mut self) {
+        self.0.abort();
+        self.1.abort();
+    }
+}
+
 /// Runs one phase with `concurrency` workers over `targets` devices
 /// (round-robin by call number), updating `progress` every 100 ms. With
 /// `breakdown` (`Some(through_gateway)`) the ok calls' figures are recorded
@@ -56,23 +101,14 @@ pub async fn run(
 ) -> Phase {
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
-    let timer = {
-        let counters = counters.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(limits.duration).await;
-            counters.stop.store(true, Ordering::Relaxed);
-        })
-    };
-    let ticker = {
-        let (counters, progress) = (counters.clone(), progress.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                every.tick().await;
-                progress.set_position(counters.done.load(Ordering::Relaxed));
-            }
-        })
-    };
+    let clock = Clock::start(
+        &counters,
+        |c| &c.stop,
+        |c| &c.done,
+        limits.duration,
+        progress,
+        Duration::from_millis(100),
+    );
     let workers: Vec<_> = (0..usize::from(concurrency))
         .map(|index| {
             let mut worker = caller.worker(index);
@@ -121,8 +157,7 @@ pub async fn run(
         }
     }
     let window = start.elapsed();
-    timer.abort();
-    ticker.abort();
+    drop(clock);
     progress.set_position(counters.done.load(Ordering::Relaxed));
     Phase {
         tally,

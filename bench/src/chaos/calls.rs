@@ -97,23 +97,14 @@ pub async fn run(
     }
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
-    let timer = {
-        let counters = counters.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(limits.duration).await;
-            counters.stop.store(true, Ordering::Relaxed);
-        })
-    };
-    let ticker = {
-        let (counters, progress) = (counters.clone(), progress.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_millis(200));
-            loop {
-                every.tick().await;
-                progress.set_position(counters.done.load(Ordering::Relaxed));
-            }
-        })
-    };
+    let clock = crate::runner::Clock::start(
+        &counters,
+        |c| &c.stop,
+        |c| &c.done,
+        limits.duration,
+        progress,
+        Duration::from_millis(200),
+    );
     let workers: Vec<_> = (0..usize::from(concurrency))
         .map(|i| {
             let mut client = clients[i % clients.len()].clone();
@@ -142,8 +133,7 @@ pub async fn run(
         }
     }
     let window = start.elapsed();
-    timer.abort();
-    ticker.abort();
+    drop(clock);
     resolutions.sort_unstable_by_key(|r| r.index);
     Ok(Calls {
         issued: counters.issued.load(Ordering::Relaxed),
