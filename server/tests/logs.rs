@@ -4,13 +4,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use common::capture::Capture;
 use common::http::request;
 use common::{req, Broker, Harness};
 use http::Method;
-use tracing_subscriber::fmt::MakeWriter;
 
 const SECRETS: &[&str] = &[
     "PAYLOAD-SECRET-1",
@@ -20,27 +17,6 @@ const SECRETS: &[&str] = &[
     "BROKER-PASSWORD-SECRET-5",
     "JWT-HS256-SECRET-6-at-least-32-bytes-long",
 ];
-
-/// Everything logged in this test binary, as JSON lines.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_carry_request_ids_and_no_secrets() {
@@ -72,7 +48,7 @@ async fn logs_carry_request_ids_and_no_secrets() {
     h.stop().await;
     authenticated_calls().await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let finished: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("call finished"))

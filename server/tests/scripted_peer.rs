@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::capture::Capture;
 use common::{req, secs_f, soon};
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, PublishProperties};
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
@@ -37,27 +37,13 @@ const KEEP_ALIVE: Duration = Duration::from_secs(1);
 const CALL_TIMEOUT: f64 = 4.0;
 
 /// Everything logged in this test binary at warn and above.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn logs() -> &'static Capture {
     static LOGS: OnceLock<Capture> = OnceLock::new();
     LOGS.get_or_init(|| {
         let capture = Capture::default();
-        let writer = capture.clone();
         tracing_subscriber::fmt()
             .with_env_filter("warn")
-            .with_writer(move || writer.clone())
+            .with_writer(capture.clone())
             .init();
         capture
     })
@@ -260,7 +246,7 @@ async fn refused_login_is_retried(code: ConnectReturnCode) {
     );
     assert_eq!(rig.health().await, ServingStatus::NotServing);
     rig.refused_at_once().await;
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
+    let text = logs().text();
     let name = format!("{code:?}");
     assert!(
         text.lines()

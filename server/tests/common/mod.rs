@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod capture;
 pub mod http;
 pub mod peer;
 pub mod process;
