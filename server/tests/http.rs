@@ -125,6 +125,22 @@ async fn json_errors_carry_reason_and_status(h: Harness) {
     );
     let r = get(&format!("{}/no/such/route", h.base())).await;
     assert_eq!(r.status, 404);
+    // A known route with the wrong method: JSON like every other refusal,
+    // with the methods it takes.
+    for (method, path, allow) in [
+        (Method::GET, "/v1/devices/j-4/methods/echo", "POST"),
+        (Method::DELETE, "/v1/devices", "GET,HEAD"),
+        (Method::POST, "/invoke", "GET,HEAD"),
+    ] {
+        let r = request(method.clone(), &format!("{}{path}", h.base()), "", &[]).await;
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert_eq!(
+            r.json()["error"]["reason"],
+            "METHOD_NOT_ALLOWED",
+            "{method} {path}"
+        );
+        assert_eq!(r.headers["allow"], allow, "{method} {path}");
+    }
     h.stop().await;
 }
 

@@ -36,7 +36,10 @@ const INVOKE: Surface = Surface {
 
 /// `GET /invoke`.
 pub fn router(core: Arc<Gateway>) -> Router {
-    Router::new().route("/invoke", get(invoke)).with_state(core)
+    Router::new()
+        .route("/invoke", get(invoke))
+        .method_not_allowed_fallback(crate::api::http::method_not_allowed)
+        .with_state(core)
 }
 
 #[derive(Debug, Deserialize)]

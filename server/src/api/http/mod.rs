@@ -48,6 +48,7 @@ pub fn router(core: Arc<Gateway>) -> Router {
         .route("/v1/devices/{target}/events", get(sse::device_events))
         .route("/v1/events", get(sse::events))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(core)
 }
 
@@ -172,6 +173,14 @@ async fn get_device(
 pub async fn not_found() -> Response {
     let body = serde_json::json!({"error": {"code": 404, "reason": "NOT_FOUND", "message": "no such route"}});
     (axum::http::StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+/// A known route called with the wrong method: the same JSON error shape
+/// as every other refusal (axum alone answers with an empty body), and
+/// nothing reaches the core.
+pub async fn method_not_allowed() -> Response {
+    let body = serde_json::json!({"error": {"code": 405, "reason": "METHOD_NOT_ALLOWED", "message": "this route does not take that HTTP method"}});
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
 #[cfg(test)]
