@@ -4,16 +4,65 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
 use thingcall_client::EXIT_CODES_HELP;
 
 /// Where the gateway listens unless told otherwise (its own default).
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
+/// The shapes `--output json` prints; stable (fields may be added, none
+/// renamed or removed).
+pub const JSON_HELP: &str = "\
+JSON output (--output json, env THINGCALL_OUTPUT=json; --json is the same):
+  invoke   one object: {\"status\", \"payload\", \"payloadEncoding\": \"utf8\"|\"base64\",
+           \"contentType\", \"requestId\", \"elapsed\", \"deviceTime\"}; payload is the
+           text when it is UTF-8, else base64; durations like \"0.001175s\",
+           deviceTime null when the device sent none
+  devices  an array of {\"id\", \"online\", \"session\", \"methods\", \"since\"}
+  device   one such object
+  watch    one object per line: {\"device\", \"time\", \"kind\", ...}
+  bench    the report as one object
+  errors   still on stderr, as one object: {\"reason\", \"message\", \"requestId\",
+           \"exitCode\", \"metadata\"} (requestId null when no call was made;
+           invoke adds \"status\" for DEVICE_STATUS), with the exit codes above";
+
+/// Under `thingcall --help`: the exit codes, then the JSON shapes, so a
+/// script's author finds both without leaving the terminal.
+fn main_help() -> String {
+    format!("{EXIT_CODES_HELP}\n\n{JSON_HELP}")
+}
+
+/// How results (and, for scripts, errors) are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people: the payload as is, aligned tables, one-line errors.
+    Text,
+    /// For scripts: the shapes listed under --help.
+    Json,
+}
+
 /// Call methods on IoT devices through a thingcall gateway.
 #[derive(Debug, Parser)]
-#[command(name = "thingcall", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "thingcall", version, after_help = main_help())]
 pub struct Cli {
+    /// Output format of every command (JSON shapes: see below).
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        env = "THINGCALL_OUTPUT",
+        default_value = "text"
+    )]
+    pub output: Output,
+
+    /// Same as `--output json` (kept for scripts written before --output;
+    /// wins over `--output` and THINGCALL_OUTPUT).
+    #[arg(long, global = true, hide = true)]
+    pub json: bool,
+
     /// Gateway URL.
     #[arg(
         long,
@@ -72,7 +121,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run METHOD on device TARGET and print the device's answer.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = main_help())]
     Invoke(InvokeArgs),
     /// Stream presence changes, invocation outcomes and (with --events)
     /// device events until Ctrl-C.
@@ -85,6 +134,76 @@ pub enum Command {
     /// (grpc, json, grpc-web) or straight over MQTT (raw-mqtt,
     /// conn-per-request).
     Bench(thingcall_bench::BenchArgs),
+    /// Print a shell completion script on stdout, e.g.
+    /// `thingcall completions bash > ~/.local/share/bash-completion/completions/thingcall`.
+    Completions(CompletionsArgs),
+}
+
+impl Cli {
+    /// The output format in force: `--json` (the old spelling) wins, then
+    /// `--output`/THINGCALL_OUTPUT.
+    pub fn output(&self) -> Output {
+        if self.json {
+            Output::Json
+        } else {
+            self.output
+        }
+    }
+}
+
+/// Whether `argv` (and THINGCALL_OUTPUT) ask for JSON output, read even
+/// from a command line that does not parse, so a script that asked for JSON
+/// gets its usage error as JSON too.
+pub fn json_requested<I, T>(argv: I) -> bool
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::CommandFactory;
+    let Ok(matches) = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(argv)
+    else {
+        return false;
+    };
+    let flag = matches.try_get_one::<bool>("json").ok().flatten() == Some(&true);
+    let output = matches.try_get_one::<Output>("output").ok().flatten();
+    flag || output == Some(&Output::Json)
+}
+
+/// The one-line text of a clap error, without clap's `error: ` prefix,
+/// tips and usage (for the JSON error object).
+pub fn usage_message(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+}
+
+/// `thingcall completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `thingcall completions` writes scripts for: the ones whose
+/// install lines the README documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl From<CompletionShell> for Shell {
+    fn from(shell: CompletionShell) -> Shell {
+        match shell {
+            CompletionShell::Bash => Shell::Bash,
+            CompletionShell::Zsh => Shell::Zsh,
+            CompletionShell::Fish => Shell::Fish,
+        }
+    }
 }
 
 /// `thingcall invoke`.
@@ -119,7 +238,8 @@ pub struct InvokeArgs {
     /// built for the AWS sample (default: the gateway's).
     #[arg(long, value_name = "CONTRACT", value_parser = ["native", "seed"])]
     pub contract: Option<String>,
-    /// Print status, timings and request id on stderr.
+    /// Print status, timings and request id on stderr (text output; JSON
+    /// output carries them anyway).
     #[arg(short, long)]
     pub verbose: bool,
 }
@@ -132,9 +252,6 @@ pub struct WatchArgs {
     /// Also show the devices' own events.
     #[arg(long)]
     pub events: bool,
-    /// One JSON object per line instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `thingcall devices`.
@@ -142,9 +259,6 @@ pub struct WatchArgs {
 pub struct DevicesArgs {
     /// Device id or glob such as 'pump-*'; all devices when omitted.
     pub pattern: Option<String>,
-    /// A JSON array instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `thingcall device`.
@@ -152,9 +266,6 @@ pub struct DevicesArgs {
 pub struct DeviceArgs {
     /// Device id.
     pub id: String,
-    /// A JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Rejects a malformed gateway URL as a usage error (exit 2) before any
@@ -307,17 +418,16 @@ mod tests {
         match parse(&["watch"]).unwrap().command {
             Command::Watch(a) => {
                 assert_eq!(a.pattern, None);
-                assert!(!a.events && !a.json);
+                assert!(!a.events);
             }
             other => panic!("{other:?}"),
         }
-        match parse(&["watch", "pump-*", "--events", "--json"])
-            .unwrap()
-            .command
-        {
+        let cli = parse(&["watch", "pump-*", "--events", "--json"]).unwrap();
+        assert_eq!(cli.output(), Output::Json);
+        match cli.command {
             Command::Watch(a) => {
                 assert_eq!(a.pattern.as_deref(), Some("pump-*"));
-                assert!(a.events && a.json);
+                assert!(a.events);
             }
             other => panic!("{other:?}"),
         }
@@ -325,15 +435,14 @@ mod tests {
 
     #[test]
     fn devices_and_device_args() {
-        match parse(&["devices", "demo-*", "--json"]).unwrap().command {
-            Command::Devices(a) => {
-                assert_eq!(a.pattern.as_deref(), Some("demo-*"));
-                assert!(a.json);
-            }
+        let cli = parse(&["devices", "demo-*", "--json"]).unwrap();
+        assert_eq!(cli.output(), Output::Json);
+        match cli.command {
+            Command::Devices(a) => assert_eq!(a.pattern.as_deref(), Some("demo-*")),
             other => panic!("{other:?}"),
         }
         match parse(&["devices"]).unwrap().command {
-            Command::Devices(a) => assert!(a.pattern.is_none() && !a.json),
+            Command::Devices(a) => assert!(a.pattern.is_none()),
             other => panic!("{other:?}"),
         }
         match parse(&["device", "demo-1"]).unwrap().command {
@@ -345,6 +454,92 @@ mod tests {
             ErrorKind::MissingRequiredArgument
         );
         assert!(parse(&[]).is_err());
+    }
+
+    /// Where the environment may set THINGCALL_OUTPUT, only the explicit
+    /// flags are checked.
+    #[test]
+    fn output_flag_is_global_with_json_alias() {
+        let out = |args: &[&str]| parse(args).unwrap().output();
+        if std::env::var_os("THINGCALL_OUTPUT").is_none() {
+            assert_eq!(out(&["devices"]), Output::Text);
+        }
+        assert_eq!(out(&["-o", "json", "devices"]), Output::Json);
+        assert_eq!(out(&["devices", "--output", "json"]), Output::Json);
+        assert_eq!(out(&["invoke", "d", "m", "-o", "text"]), Output::Text);
+        assert_eq!(out(&["device", "x", "--output=json"]), Output::Json);
+        // The old flag, on every command and before the command too.
+        assert_eq!(out(&["invoke", "d", "m", "--json"]), Output::Json);
+        assert_eq!(out(&["--json", "devices"]), Output::Json);
+        assert_eq!(out(&["bench", "--json", "--quiet"]), Output::Json);
+        // --json wins over an explicit text (as over THINGCALL_OUTPUT).
+        assert_eq!(out(&["-o", "text", "devices", "--json"]), Output::Json);
+        assert_eq!(
+            parse(&["-o", "yaml", "devices"]).unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn json_alias_is_hidden_and_shapes_documented() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("--output <FORMAT>"), "{help}");
+        let lists_json = |help: &str| help.lines().any(|l| l.trim_start().starts_with("--json"));
+        assert!(!lists_json(&help), "the alias stays hidden: {help}");
+        for field in ["payloadEncoding", "requestId", "deviceTime", "exitCode"] {
+            assert!(help.contains(field), "{field}: {help}");
+        }
+        let mut cmd = Cli::command();
+        // Globals reach the subcommands when the command is built.
+        cmd.build();
+        let bench = cmd.find_subcommand_mut("bench").unwrap();
+        let help = bench.render_long_help().to_string();
+        assert!(!lists_json(&help), "{help}");
+        assert!(help.contains("--output <FORMAT>"), "global: {help}");
+    }
+
+    #[test]
+    fn usage_errors_know_whether_json_was_asked_for() {
+        let argv = |args: &[&str]| {
+            std::iter::once("thingcall")
+                .chain(args.iter().copied())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert!(json_requested(argv(&[
+            "-o", "json", "invoke", "d", "m", "--nope"
+        ])));
+        assert!(json_requested(argv(&["devices", "--json", "--nope"])));
+        assert!(json_requested(argv(&["invoke", "--output=json"])));
+        if std::env::var_os("THINGCALL_OUTPUT").is_none() {
+            assert!(!json_requested(argv(&["invoke", "d", "m", "--nope"])));
+        }
+        assert!(!json_requested(argv(&["-o", "text", "invoke", "--nope"])));
+        let err = parse(&["invoke", "d", "m", "--nope"]).unwrap_err();
+        assert_eq!(usage_message(&err), "unexpected argument '--nope' found");
+    }
+
+    #[test]
+    fn completions_args() {
+        for (name, shell) in [
+            ("bash", CompletionShell::Bash),
+            ("zsh", CompletionShell::Zsh),
+            ("fish", CompletionShell::Fish),
+        ] {
+            match parse(&["completions", name]).unwrap().command {
+                Command::Completions(a) => assert_eq!(a.shell, shell),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            parse(&["completions", "tcsh"]).unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            parse(&["completions"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
     }
 
     #[test]
