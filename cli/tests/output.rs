@@ -417,3 +417,59 @@ async fn piped_output_has_no_control_characters() {
     assert_plain("invoke waiting", &out);
     gw.stop().await;
 }
+
+/// The other side of the rule: on a terminal (a pseudo-terminal made by
+/// util-linux `script`, when installed) the bench's bar and invoke's
+/// spinner are drawn, and `TERM=dumb` or `NO_COLOR` turn them off there
+/// too. Skipped, saying so, without `script`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_gets_progress_unless_dumb_or_no_color() {
+    let has_script = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!("skipped: no util-linux `script` to make a terminal");
+        return;
+    }
+    let gw = gateway().await;
+    let server = format!("http://{}", gw.grpc_addr);
+    let bin = env!("CARGO_BIN_EXE_thingcall");
+    // Through `script`, stdout and stderr of the binary are the terminal;
+    // what it drew arrives on script's stdout.
+    let on_terminal = |args: String, env: Vec<(&'static str, &'static str)>| {
+        let mut cmd = Command::new("script");
+        cmd.args([
+            "-qec",
+            &format!("{bin} --server {server} {args}"),
+            "/dev/null",
+        ])
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .env_remove("THINGCALL_OUTPUT");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let bench = "bench --duration 1s --concurrency 2".to_owned();
+    // Waits the whole --connect-timeout: never-seen never shows up.
+    let wait = "invoke never-seen echo --connect-timeout 2s".to_owned();
+    for args in [bench, wait] {
+        let out = on_terminal(args.clone(), vec![]).await.unwrap();
+        assert!(
+            out.stdout.contains(&0x1b),
+            "{args}: drawn on a terminal: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for env in [("TERM", "dumb"), ("NO_COLOR", "1")] {
+            let out = on_terminal(args.clone(), vec![env]).await.unwrap();
+            assert!(
+                !out.stdout.contains(&0x1b),
+                "{args} with {env:?}: {:?}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+    gw.stop().await;
+}
