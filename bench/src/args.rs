@@ -128,8 +128,10 @@ pub struct BenchArgs {
     /// runs on its device.
     #[arg(long)]
     pub idempotency_keys: bool,
-    /// Print one JSON object on stdout instead of a table.
-    #[arg(long)]
+    /// Print one JSON object on stdout instead of a table. Not a flag of
+    /// its own: the `thingcall` CLI sets it from `--output json` (and its
+    /// alias `--json`), the one output switch of every command.
+    #[arg(skip)]
     pub json: bool,
     /// No progress bar.
     #[arg(long, short = 'q')]

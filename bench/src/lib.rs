@@ -12,6 +12,7 @@ pub mod chaos;
 mod modes;
 mod mqtt;
 mod procstat;
+pub mod progress;
 mod report;
 mod runner;
 mod tally;

@@ -167,9 +167,12 @@ pub async fn run(
 }
 
 /// A progress bar on stderr for a phase of `calls` calls (a counter
-/// without a bar when unbounded), or a hidden one.
+/// without a bar when unbounded), or a hidden one: when `show` is false,
+/// and whenever [`progress::allowed`](super::progress::allowed) says no
+/// (output not to a terminal, `TERM=dumb`, `NO_COLOR`), so a piped run
+/// never gets a `\r` or an escape code.
 pub fn progress_bar(show: bool, calls: u64, what: &str) -> ProgressBar {
-    if !show {
+    if !show || !super::progress::allowed() {
         return ProgressBar::hidden();
     }
     let bounded = calls != u64::MAX;

@@ -4,16 +4,65 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
 use thingcall_client::EXIT_CODES_HELP;
 
 /// Where the gateway listens unless told otherwise (its own default).
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
+/// The shapes `--output json` prints; stable (fields may be added, none
+/// renamed or removed).
+pub const JSON_HELP: &str = "\
+JSON output (--output json, env THINGCALL_OUTPUT=json; --json is the same):
+  invoke   one object: {\"status\", \"payload\", \"payloadEncoding\": \"utf8\"|\"base64\",
+           \"contentType\", \"requestId\", \"elapsed\", \"deviceTime\"}; payload is the
+           text when it is UTF-8, else base64; durations like \"0.001175s\",
+           deviceTime null when the device sent none
+  devices  an array of {\"id\", \"online\", \"session\", \"methods\", \"since\"}
+  device   one such object
+  watch    one object per line: {\"device\", \"time\", \"kind\", ...}
+  bench    the report as one object
+  errors   still on stderr, as one object: {\"reason\", \"message\", \"requestId\",
+           \"exitCode\", \"metadata\"} (requestId null when no call was made;
+           invoke adds \"status\" for DEVICE_STATUS), with the exit codes above";
+
+/// Under `thingcall --help`: the exit codes, then the JSON shapes, so a
+/// script's author finds both without leaving the terminal.
+fn main_help() -> String {
+    format!("{EXIT_CODES_HELP}\n\n{JSON_HELP}")
+}
+
+/// How results (and, for scripts, errors) are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people: the payload as is, aligned tables, one-line errors.
+    Text,
+    /// For scripts: the shapes listed under --help.
+    Json,
+}
+
 /// Call methods on IoT devices through a thingcall gateway.
 #[derive(Debug, Parser)]
-#[command(name = "thingcall", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "thingcall", version, after_help = main_help())]
 pub struct Cli {
+    /// Output format of every command (JSON shapes: see below).
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        env = "THINGCALL_OUTPUT",
+        default_value = "text"
+    )]
+    pub output: Output,
+
+    /// Same as `--output json` (kept for scripts written before --output;
+    /// wins over `--output` and THINGCALL_OUTPUT).
+    #[arg(long, global = true, hide = true)]
+    pub json: bool,
+
     /// Gateway URL.
     #[arg(
         long,
@@ -72,7 +121,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run METHOD on device TARGET and print the device's answer.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = main_help())]
     Invoke(InvokeArgs),
     /// Stream presence changes, invocation outcomes and (with --events)
     /// device events until Ctrl-C.
@@ -85,6 +134,82 @@ pub enum Command {
     /// (grpc, json, grpc-web) or straight over MQTT (raw-mqtt,
     /// conn-per-request).
     Bench(thingcall_bench::BenchArgs),
+    /// Print a shell completion script on stdout, e.g.
+    /// `thingcall completions bash > ~/.local/share/bash-completion/completions/thingcall`.
+    Completions(CompletionsArgs),
+}
+
+impl Cli {
+    /// The output format in force: `--json` (the old spelling) wins, then
+    /// `--output`/THINGCALL_OUTPUT.
+    pub fn output(&self) -> Output {
+        if self.json {
+            Output::Json
+        } else {
+            self.output
+        }
+    }
+}
+
+/// Whether `argv` (and THINGCALL_OUTPUT) ask for JSON output, read even
+/// from a command line that does not parse, so a script that asked for JSON
+/// gets its usage error as JSON too.
+pub fn json_requested<I, T>(argv: I) -> bool
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::CommandFactory;
+    let Ok(matches) = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(argv)
+    else {
+        return false;
+    };
+    let flag = matches.try_get_one::<bool>("json").ok().flatten() == Some(&true);
+    let output = matches.try_get_one::<Output>("output").ok().flatten();
+    flag || output == Some(&Output::Json)
+}
+
+/// The one-line text of a clap error: its first paragraph, without clap's
+/// `error: ` prefix, tips and usage (for the JSON error object).
+pub fn usage_message(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    // The first paragraph: the error and what it lists (missing arguments).
+    let paragraph: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = paragraph.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_owned()
+}
+
+/// `thingcall completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `thingcall completions` writes scripts for: the ones whose
+/// install lines the README documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl From<CompletionShell> for Shell {
+    fn from(shell: CompletionShell) -> Shell {
+        match shell {
+            CompletionShell::Bash => Shell::Bash,
+            CompletionShell::Zsh => Shell::Zsh,
+            CompletionShell::Fish => Shell::Fish,
+        }
+    }
 }
 
 /// `thingcall invoke`.
@@ -119,7 +244,8 @@ pub struct InvokeArgs {
     /// built for the AWS sample (default: the gateway's).
     #[arg(long, value_name = "CONTRACT", value_parser = ["native", "seed"])]
     pub contract: Option<String>,
-    /// Print status, timings and request id on stderr.
+    /// Print status, timings and request id on stderr (text output; JSON
+    /// output carries them anyway).
     #[arg(short, long)]
     pub verbose: bool,
 }
@@ -132,9 +258,6 @@ pub struct WatchArgs {
     /// Also show the devices' own events.
     #[arg(long)]
     pub events: bool,
-    /// One JSON object per line instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `thingcall devices`.
@@ -142,9 +265,6 @@ pub struct WatchArgs {
 pub struct DevicesArgs {
     /// Device id or glob such as 'pump-*'; all devices when omitted.
     pub pattern: Option<String>,
-    /// A JSON array instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `thingcall device`.
@@ -152,9 +272,6 @@ pub struct DevicesArgs {
 pub struct DeviceArgs {
     /// Device id.
     pub id: String,
-    /// A JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Rejects a malformed gateway URL as a usage error (exit 2) before any
@@ -174,183 +291,4 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::error::ErrorKind;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("thingcall").chain(args.iter().copied()))
-    }
-
-    fn invoke(args: &[&str]) -> InvokeArgs {
-        match parse(args).unwrap().command {
-            Command::Invoke(a) => a,
-            other => panic!("expected invoke, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn invoke_defaults() {
-        let a = invoke(&["invoke", "demo-1", "echo"]);
-        assert_eq!(a.target, "demo-1");
-        assert_eq!(a.method, "echo");
-        assert_eq!(a.payload, None);
-        assert_eq!(a.payload_file, None);
-        assert_eq!(a.timeout, Duration::from_secs(5));
-        assert_eq!(a.connect_timeout, Duration::ZERO);
-        assert_eq!(a.content_type, None);
-        assert!(a.metadata.is_empty());
-        assert_eq!(a.idempotency_key, None);
-        assert!(!a.verbose);
-    }
-
-    #[test]
-    fn invoke_all_flags() {
-        let a = invoke(&[
-            "invoke",
-            "demo-1",
-            "echo",
-            "--payload",
-            "hello",
-            "--timeout",
-            "1m 30s",
-            "--connect-timeout",
-            "250ms",
-            "--content-type",
-            "text/plain",
-            "--metadata",
-            "a=1",
-            "--metadata",
-            "b=x=y",
-            "--idempotency-key",
-            "k1",
-            "-v",
-        ]);
-        assert_eq!(a.payload.as_deref(), Some("hello"));
-        assert_eq!(a.timeout, Duration::from_secs(90));
-        assert_eq!(a.connect_timeout, Duration::from_millis(250));
-        assert_eq!(a.content_type.as_deref(), Some("text/plain"));
-        assert_eq!(
-            a.metadata,
-            vec![
-                ("a".to_owned(), "1".to_owned()),
-                ("b".to_owned(), "x=y".to_owned())
-            ]
-        );
-        assert_eq!(a.idempotency_key.as_deref(), Some("k1"));
-        assert!(a.verbose);
-    }
-
-    #[test]
-    fn invoke_payload_file_dash_is_stdin() {
-        let a = invoke(&["invoke", "d", "m", "--payload-file", "-"]);
-        assert_eq!(a.payload_file, Some(PathBuf::from("-")));
-    }
-
-    #[test]
-    fn invoke_rejects_bad_input() {
-        let kind = |args: &[&str]| parse(args).unwrap_err().kind();
-        assert_eq!(
-            kind(&["invoke", "d", "m", "--timeout", "soon"]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            kind(&["invoke", "d", "m", "--connect-timeout", "5"]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            kind(&["invoke", "d", "m", "--metadata", "novalue"]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            kind(&["invoke", "d", "m", "--metadata", "=v"]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            kind(&["invoke", "d", "m", "--payload", "x", "--payload-file", "f"]),
-            ErrorKind::ArgumentConflict
-        );
-        assert_eq!(kind(&["invoke", "d"]), ErrorKind::MissingRequiredArgument);
-        assert_eq!(
-            parse(&["invoke", "d", "m", "--nope"])
-                .unwrap_err()
-                .exit_code(),
-            2
-        );
-    }
-
-    #[test]
-    fn server_flag_is_global_and_validated() {
-        let cli = parse(&["devices", "--server", "http://gw:9000"]).unwrap();
-        assert_eq!(cli.server, "http://gw:9000");
-        let cli = parse(&["--server", "http://gw:9000", "device", "x"]).unwrap();
-        assert_eq!(cli.server, "http://gw:9000");
-        assert_eq!(
-            parse(&["--server", "gw:9000", "devices"])
-                .unwrap_err()
-                .kind(),
-            ErrorKind::ValueValidation
-        );
-        if std::env::var_os("THINGCALL_SERVER").is_none() {
-            assert_eq!(parse(&["devices"]).unwrap().server, DEFAULT_SERVER);
-        }
-    }
-
-    #[test]
-    fn watch_args() {
-        match parse(&["watch"]).unwrap().command {
-            Command::Watch(a) => {
-                assert_eq!(a.pattern, None);
-                assert!(!a.events && !a.json);
-            }
-            other => panic!("{other:?}"),
-        }
-        match parse(&["watch", "pump-*", "--events", "--json"])
-            .unwrap()
-            .command
-        {
-            Command::Watch(a) => {
-                assert_eq!(a.pattern.as_deref(), Some("pump-*"));
-                assert!(a.events && a.json);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn devices_and_device_args() {
-        match parse(&["devices", "demo-*", "--json"]).unwrap().command {
-            Command::Devices(a) => {
-                assert_eq!(a.pattern.as_deref(), Some("demo-*"));
-                assert!(a.json);
-            }
-            other => panic!("{other:?}"),
-        }
-        match parse(&["devices"]).unwrap().command {
-            Command::Devices(a) => assert!(a.pattern.is_none() && !a.json),
-            other => panic!("{other:?}"),
-        }
-        match parse(&["device", "demo-1"]).unwrap().command {
-            Command::Device(a) => assert_eq!(a.id, "demo-1"),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            parse(&["device"]).unwrap_err().kind(),
-            ErrorKind::MissingRequiredArgument
-        );
-        assert!(parse(&[]).is_err());
-    }
-
-    #[test]
-    fn help_documents_exit_codes() {
-        use clap::CommandFactory;
-        let help = Cli::command().render_help().to_string();
-        assert!(help.contains("69  gateway unreachable"), "{help}");
-    }
-}
+mod tests;

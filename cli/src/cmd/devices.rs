@@ -3,21 +3,24 @@
 use thingcall_client::exit;
 
 use super::{write_stdout, Failure};
-use crate::cli::{DeviceArgs, DevicesArgs};
+use crate::cli::{DeviceArgs, DevicesArgs, Output};
 use crate::format::device;
 
 /// Every matching device, sorted by id (the gateway sorts too, but the
 /// table must not depend on it).
-pub async fn list(gateway: &super::Gateway<'_>, args: DevicesArgs) -> Result<u8, Failure> {
+pub async fn list(
+    gateway: &super::Gateway<'_>,
+    args: DevicesArgs,
+    output: Output,
+) -> Result<u8, Failure> {
     let mut client = gateway.connect().await?;
     let mut devices = client
         .list_devices(args.pattern.as_deref().unwrap_or_default())
         .await?;
     devices.sort_by(|a, b| a.id.cmp(&b.id));
-    let text = if args.json {
-        format!("{}\n", device::json_array(&devices))
-    } else {
-        device::table(&devices)
+    let text = match output {
+        Output::Json => format!("{}\n", device::json_array(&devices)),
+        Output::Text => device::table(&devices),
     };
     write_stdout(text.as_bytes())?;
     Ok(exit::OK)
@@ -25,13 +28,16 @@ pub async fn list(gateway: &super::Gateway<'_>, args: DevicesArgs) -> Result<u8,
 
 /// One device; an unknown id is whatever error the gateway answers
 /// (typically NOT_FOUND, exit 70).
-pub async fn show(gateway: &super::Gateway<'_>, args: DeviceArgs) -> Result<u8, Failure> {
+pub async fn show(
+    gateway: &super::Gateway<'_>,
+    args: DeviceArgs,
+    output: Output,
+) -> Result<u8, Failure> {
     let mut client = gateway.connect().await?;
     let found = client.get_device(&args.id).await?;
-    let text = if args.json {
-        format!("{}\n", device::device_fields(&found))
-    } else {
-        device::table(std::slice::from_ref(&found))
+    let text = match output {
+        Output::Json => format!("{}\n", device::device_fields(&found)),
+        Output::Text => device::details(&found),
     };
     write_stdout(text.as_bytes())?;
     Ok(exit::OK)

@@ -1,5 +1,6 @@
-//! `thingcall invoke`: one call, the device's bytes on stdout unchanged,
-//! the outcome in the exit code.
+//! `thingcall invoke`: one call, the device's bytes on stdout unchanged
+//! (or, with `-o json`, one object describing the answer), the outcome in
+//! the exit code.
 
 use std::io::{IsTerminal, Read};
 use std::time::Duration;
@@ -9,16 +10,22 @@ use thingcall_client::{exit, CallError};
 use tonic::Code;
 
 use super::{write_stdout, Failure};
-use crate::cli::InvokeArgs;
-use crate::format::time;
+use crate::cli::{InvokeArgs, Output};
+use crate::format::{reply as reply_format, time};
+use crate::progress;
 
 /// Extra time past `timeout + connect_timeout` before the client stops
 /// waiting for a gateway that never answers (the gateway itself reports
 /// DEVICE_TIMEOUT well before this).
 const GATEWAY_GRACE: Duration = Duration::from_secs(5);
 
-/// Runs the call; `Ok(0)` for a 2xx answer, `Ok(1)` for any other status.
-pub async fn run(gateway: &super::Gateway<'_>, args: InvokeArgs) -> Result<u8, Failure> {
+/// Runs the call; `Ok(0)` for a 2xx answer, [`Failure::Status`] (exit 1)
+/// for any other status, after the answer was printed.
+pub async fn run(
+    gateway: &super::Gateway<'_>,
+    args: InvokeArgs,
+    output: Output,
+) -> Result<u8, Failure> {
     let verbose = args.verbose;
     let payload = read_payload(&args)?;
     let budget = args
@@ -26,6 +33,7 @@ pub async fn run(gateway: &super::Gateway<'_>, args: InvokeArgs) -> Result<u8, F
         .saturating_add(args.connect_timeout)
         .saturating_add(GATEWAY_GRACE);
     let req = request(args, payload)?;
+    let waiting = format!("{} {}: waiting for the device", req.target, req.method);
     let call = async {
         let mut client = gateway.connect().await?;
         match tokio::time::timeout(budget, client.invoke(req)).await {
@@ -40,21 +48,31 @@ pub async fn run(gateway: &super::Gateway<'_>, args: InvokeArgs) -> Result<u8, F
             )),
         }
     };
-    let reply = call.await.map_err(|err| Failure::Call { err, verbose })?;
+    let reply = progress::while_waiting(|| waiting, call)
+        .await
+        .map_err(|err| Failure::Call { err, verbose })?;
 
-    let mut out = reply.payload.to_vec();
-    if std::io::stdout().is_terminal() && !out.is_empty() && !out.ends_with(b"\n") {
-        out.push(b'\n');
-    }
+    let out = match output {
+        Output::Json => format!("{}\n", reply_format::json(&reply)).into_bytes(),
+        Output::Text => {
+            let mut out = reply.payload.to_vec();
+            if std::io::stdout().is_terminal() && !out.is_empty() && !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            out
+        }
+    };
     write_stdout(&out)?;
-    if verbose {
+    if verbose && output == Output::Text {
         eprintln!("{}", verbose_line(&reply));
     }
     if (200..=299).contains(&reply.status) {
         Ok(exit::OK)
     } else {
-        eprintln!("thingcall: device answered status {}", reply.status);
-        Ok(exit::DEVICE_STATUS)
+        Err(Failure::Status {
+            status: reply.status,
+            request_id: reply.request_id,
+        })
     }
 }
 
@@ -72,9 +90,11 @@ fn read_payload(args: &InvokeArgs) -> Result<Vec<u8>, Failure> {
     } else {
         std::fs::read(path)
     };
-    result.map_err(|e| Failure::Local {
-        message: format!("cannot read payload file {}: {e}", path.display()),
-        exit: exit::USAGE,
+    result.map_err(|e| {
+        Failure::local(
+            format!("cannot read payload file {}: {e}", path.display()),
+            exit::USAGE,
+        )
     })
 }
 
@@ -82,10 +102,8 @@ fn read_payload(args: &InvokeArgs) -> Result<Vec<u8>, Failure> {
 /// usage error rather than a silent clamp.
 fn request(args: InvokeArgs, payload: Vec<u8>) -> Result<InvokeRequest, Failure> {
     let duration = |flag: &str, d: Duration| {
-        prost_types::Duration::try_from(d).map_err(|_| Failure::Local {
-            message: format!("--{flag} is out of range"),
-            exit: exit::USAGE,
-        })
+        prost_types::Duration::try_from(d)
+            .map_err(|_| Failure::local(format!("--{flag} is out of range"), exit::USAGE))
     };
     Ok(InvokeRequest {
         timeout: Some(duration("timeout", args.timeout)?),
@@ -182,7 +200,7 @@ mod tests {
     fn missing_payload_file_is_a_usage_error() {
         let a = args(&["--payload-file", "/nonexistent/thingcall/payload"]);
         match read_payload(&a) {
-            Err(Failure::Local { exit, message }) => {
+            Err(Failure::Local { exit, message, .. }) => {
                 assert_eq!(exit, 2);
                 assert!(message.contains("/nonexistent/thingcall/payload"));
             }

@@ -4,21 +4,24 @@
 use thingcall_client::{exit, CallError};
 
 use super::{write_stdout, Failure};
-use crate::cli::WatchArgs;
+use crate::cli::{Output, WatchArgs};
 use crate::format::event;
 
 /// Streams until the gateway closes the stream (exit 0), Ctrl-C (exit 0),
 /// the reader goes away (exit 0) or the stream fails (its error's code).
-pub async fn run(gateway: &super::Gateway<'_>, args: WatchArgs) -> Result<u8, Failure> {
+pub async fn run(
+    gateway: &super::Gateway<'_>,
+    args: WatchArgs,
+    output: Output,
+) -> Result<u8, Failure> {
     let pattern = args.pattern.unwrap_or_default();
     let watching = async {
         let mut client = gateway.connect().await?;
         let mut stream = client.watch(&pattern, args.events).await?;
         while let Some(ev) = stream.message().await.map_err(CallError::from)? {
-            let mut line = if args.json {
-                event::json(&ev).to_string()
-            } else {
-                event::line(&ev)
+            let mut line = match output {
+                Output::Json => event::json(&ev).to_string(),
+                Output::Text => event::line(&ev),
             };
             line.push('\n');
             if !write_stdout(line.as_bytes())? {

@@ -1,52 +1,45 @@
 //! Devices for `thingcall devices` / `thingcall device`: an aligned table
-//! for people, JSON for scripts.
+//! and key/value lines for people, JSON for scripts.
 
 use serde_json::{json, Value};
 use thingcall_proto::v1::Device;
 
-use super::time;
+use super::{table, time};
 
-/// `ID  ONLINE  SINCE  METHODS` with columns padded to the widest cell,
-/// rows in the order given (callers sort). Ends with a newline.
+/// The cells of one device, in column order: id, state, since, methods,
+/// session; `-` for what is absent, so no cell is empty and every column
+/// can be split on whitespace.
+fn cells(d: &Device) -> [String; 5] {
+    let or_dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+    [
+        d.id.clone(),
+        if d.online { "online" } else { "offline" }.to_owned(),
+        time::timestamp(d.since.as_ref()),
+        or_dash(d.methods.join(",")),
+        or_dash(d.session.clone()),
+    ]
+}
+
+/// `ID  STATE  SINCE  METHODS  SESSION`, columns as wide as their widest
+/// cell, rows in the order given (callers sort). Ends with a newline.
 pub fn table(devices: &[Device]) -> String {
-    let rows: Vec<[String; 4]> = devices
-        .iter()
-        .map(|d| {
-            [
-                d.id.clone(),
-                if d.online { "yes" } else { "no" }.to_owned(),
-                time::timestamp(d.since.as_ref()),
-                if d.methods.is_empty() {
-                    "-".to_owned()
-                } else {
-                    d.methods.join(",")
-                },
-            ]
-        })
+    let header = ["ID", "STATE", "SINCE", "METHODS", "SESSION"].map(str::to_owned);
+    let rows: Vec<[String; 5]> = std::iter::once(header)
+        .chain(devices.iter().map(cells))
         .collect();
-    let header = ["ID", "ONLINE", "SINCE", "METHODS"].map(str::to_owned);
-    let mut widths = [0usize; 4];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let pad = widths[i] - cell.chars().count();
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    table::align(&rows)
+}
+
+/// One device as `key: value` lines with the values aligned:
+/// id, state, since, methods, session (the table's columns, one per line).
+pub fn details(d: &Device) -> String {
+    let keys = ["id:", "state:", "since:", "methods:", "session:"];
+    let rows: Vec<[String; 2]> = keys
+        .iter()
+        .zip(cells(d))
+        .map(|(k, v)| [(*k).to_owned(), v])
+        .collect();
+    table::align(&rows)
 }
 
 /// One device as a JSON object: `id`, `online`, `session`, `methods`,
@@ -94,16 +87,31 @@ mod tests {
     #[test]
     fn table_is_aligned() {
         let expected = "\
-ID              ONLINE  SINCE                     METHODS
-demo-1          yes     2026-11-26T03:20:07.123Z  echo,sleep
-pump-long-name  no      -                         -
+ID              STATE    SINCE                     METHODS     SESSION
+demo-1          online   2026-11-26T03:20:07.123Z  echo,sleep  s-1
+pump-long-name  offline  -                         -           -
 ";
         assert_eq!(table(&devices()), expected);
     }
 
     #[test]
     fn empty_table_has_header() {
-        assert_eq!(table(&[]), "ID  ONLINE  SINCE  METHODS\n");
+        assert_eq!(table(&[]), "ID  STATE  SINCE  METHODS  SESSION\n");
+    }
+
+    #[test]
+    fn details_are_aligned_key_value_lines() {
+        let expected = "\
+id:       demo-1
+state:    online
+since:    2026-11-26T03:20:07.123Z
+methods:  echo,sleep
+session:  s-1
+";
+        assert_eq!(details(&devices()[0]), expected);
+        let offline = details(&devices()[1]);
+        assert!(offline.contains("state:    offline\n"), "{offline}");
+        assert!(offline.lines().all(|l| !l.ends_with(' ')), "{offline}");
     }
 
     #[test]

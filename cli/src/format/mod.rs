@@ -2,5 +2,8 @@
 //! output format is unit-tested.
 
 pub mod device;
+pub mod error;
 pub mod event;
+pub mod reply;
+pub mod table;
 pub mod time;
