@@ -29,7 +29,7 @@ start() { # binary -> "port pid"
 # start runs in a subshell here: record the gateways' pids in this shell.
 read -r port_a pid_a < <(start "$a"); pids+=("$pid_a")
 read -r port_b pid_b < <(start "$b"); pids+=("$pid_b")
-until "$bin/thingcall" --server "http://127.0.0.1:$port_b" devices 'ab-*' 2>/dev/null | grep -c ' yes ' | grep -qx 50; do sleep 0.2; done
+until "$bin/thingcall" --server "http://127.0.0.1:$port_b" devices 'ab-*' 2>/dev/null | grep -c ' online ' | grep -qx 50; do sleep 0.2; done
 leg() { "$bin/thingcall" bench --json --quiet --duration "${secs}s" --count 100000000 --payload-bytes 64 \
   --method echo --targets 'ab-{1..50}' --broker-pid "$broker" "$@"; }
 out="$work/legs.txt"

@@ -89,7 +89,7 @@ wait_port "$wan"
 start_gateway wan --mqtt-url "mqtts://127.0.0.1:$wan" --mqtt-ca "$work/ca.pem" --qos 1
 
 targets="bench-{1..$devices}"
-until "$bin/thingcall" --server "http://127.0.0.1:$gw_q1_port" devices 'bench-*' 2>/dev/null | grep -c ' yes ' | grep -qx "$devices"; do sleep 0.2; done
+until "$bin/thingcall" --server "http://127.0.0.1:$gw_q1_port" devices 'bench-*' 2>/dev/null | grep -c ' online ' | grep -qx "$devices"; do sleep 0.2; done
 log "broker, $devices devices and 4 gateways up"
 
 results="$work/legs.jsonl"
@@ -123,7 +123,7 @@ leg "grpc tls rtt1ms c1" --mode grpc --concurrency 1 --server "http://127.0.0.1:
 "$bin/thingcall-sim" --mqtt-url "mqtt://127.0.0.1:$mqtt" --devices 100 --id-prefix slow- --latency 4s >"$work/slow.log" 2>&1 &
 pids+=("$!")
 start_gateway mem --mqtt-url "mqtt://127.0.0.1:$mqtt" --qos 1 --max-in-flight 100000
-until "$bin/thingcall" --server "http://127.0.0.1:$gw_mem_port" devices 'slow-*' 2>/dev/null | grep -c ' yes ' | grep -qx 100; do sleep 0.2; done
+until "$bin/thingcall" --server "http://127.0.0.1:$gw_mem_port" devices 'slow-*' 2>/dev/null | grep -c ' online ' | grep -qx 100; do sleep 0.2; done
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 "$bin/thingcall" --server "http://127.0.0.1:$gw_mem_port" invoke slow-1 echo --payload warm >/dev/null
 mem_base=$(rss "$gw_mem_pid")
@@ -139,7 +139,7 @@ pres_base=$(rss "$gw_presence_pid")
 log "presence: $presence_devices devices"
 "$bin/thingcall-sim" --mqtt-url "mqtt://127.0.0.1:$mqtt" --devices "$presence_devices" --id-prefix p- >"$work/presence.log" 2>&1 &
 pids+=("$!")
-until [ "$("$bin/thingcall" --server "http://127.0.0.1:$gw_presence_port" devices 'p-*' 2>/dev/null | grep -c ' yes ')" = "$presence_devices" ]; do sleep 0.5; done
+until [ "$("$bin/thingcall" --server "http://127.0.0.1:$gw_presence_port" devices 'p-*' 2>/dev/null | grep -c ' online ')" = "$presence_devices" ]; do sleep 0.5; done
 pres_rss=$(rss "$gw_presence_pid")
 t0=$(date +%s%N)
 "$bin/thingcall" --server "http://127.0.0.1:$gw_presence_port" devices 'p-*' --json >/dev/null
