@@ -39,8 +39,10 @@ if [ ! -x "${THINGCALL_SERVER_BIN:-target/debug/thingcall-server}" ]; then
   echo "web: no ${THINGCALL_SERVER_BIN:-target/debug/thingcall-server}; run cargo build -p thingcall-server first" >&2
   exit 1
 fi
-# The test starts its own gateway and kills it on any exit. Its screenshot
+# The tests start their own gateways and kill them on any exit. The client
+# package in Node first, then the console in Chromium, whose screenshot
 # goes to a scratch path, so CI does not rewrite docs/console.png.
+node "$web/test/client.test.mjs"
 shot="$(mktemp -d)/console.png"
 CONSOLE_SCREENSHOT="$shot" node "$web/test/console.test.mjs"
 rm -rf "$(dirname "$shot")"
