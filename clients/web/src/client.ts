@@ -6,7 +6,7 @@
  * {@link ThingcallError}.
  */
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import { DurationSchema, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { createClient as createConnectClient } from "@connectrpc/connect";
 import type { Client as ConnectClient, Interceptor } from "@connectrpc/connect";
@@ -175,7 +175,11 @@ function duration(name: string, ms: number | undefined): Duration | undefined {
   if (!Number.isFinite(ms) || ms < 0) {
     throw ThingcallError.invalidArgument(`${name} must be a non-negative number of ms, got ${ms}`);
   }
-  return durationFromMs(ms);
+  const seconds = Math.floor(ms / 1000);
+  return create(DurationSchema, {
+    seconds: BigInt(seconds),
+    nanos: Math.min(999_999_999, Math.round((ms - seconds * 1000) * 1e6)),
+  });
 }
 
 const CONTRACTS: Record<ContractName, Contract> = {
@@ -187,8 +191,13 @@ function date(t: Timestamp | undefined): Date | undefined {
   return t ? timestampDate(t) : undefined;
 }
 
+/**
+ * Milliseconds with their fraction: protobuf-es's `durationMs` rounds to
+ * whole ms, which would turn a 40 µs device time into 0 and hide the
+ * latency breakdown of fast calls.
+ */
 function ms(d: Duration | undefined): number | undefined {
-  return d ? durationMs(d) : undefined;
+  return d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : undefined;
 }
 
 function deviceInfo(d: Device): DeviceInfo {
