@@ -1,7 +1,9 @@
 //! The one router of the gateway's port: gRPC (h2c) and gRPC-web on the
 //! gRPC routes (tonic-web answers 400 to other HTTP/1.1 requests there),
 //! then HTTP/JSON, the seed `/invoke`, and a JSON 404 for anything else;
-//! authentication in front of all of it when configured, inside CORS.
+//! authentication in front of all of it when configured, inside CORS. The
+//! browser console's static files sit outside authentication (the page must
+//! load before its user can type a token).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +63,9 @@ pub fn router(
             crate::auth::layer::authenticate,
         ));
     }
-    app.layer(cors(cors_origins))
+    // Merged after the auth layer, so it does not wrap these routes.
+    app.merge(crate::api::console::router())
+        .layer(cors(cors_origins))
 }
 
 /// CORS for browsers on the configured origins; exposes the gRPC status

@@ -1,6 +1,7 @@
 //! Protocol adapters: thin translations between a wire API and the core.
 
 pub mod app;
+pub mod console;
 pub mod grpc;
 pub mod grpc_frames;
 pub mod health;

@@ -1,0 +1,335 @@
+/**
+ * The TypeScript client of the thingcall gateway: gRPC-web over `fetch`, so
+ * the same code runs in a browser (the console the gateway serves) and in
+ * Node 18+. Results and events are plain objects with numbers in
+ * milliseconds, so callers never touch protobuf types; every failure is a
+ * {@link ThingcallError}.
+ */
+import { create } from "@bufbuild/protobuf";
+import { DurationSchema, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { createClient as createConnectClient } from "@connectrpc/connect";
+import type { Client as ConnectClient, Interceptor } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+
+import { ThingcallError, toThingcallError } from "./errors.js";
+import {
+  Contract,
+  DeviceGateway,
+  InvokeRequestSchema,
+  type Device,
+  type DeviceEvent,
+} from "./gen/thingcall/v1/gateway_pb.js";
+
+/** Where the gateway is and who the caller is. */
+export interface ClientOptions {
+  /** The gateway's one port, e.g. `http://127.0.0.1:8080` (or the page's origin). */
+  baseUrl: string;
+  /**
+   * API key or JWT, sent as `authorization: Bearer ...` on every call. A
+   * function is asked before each call, so a console can change the token
+   * without building a new client.
+   */
+  token?: string | (() => string | undefined);
+  /** Extra Connect interceptors (tracing, logging), run after the auth one. */
+  interceptors?: Interceptor[];
+  /** A `fetch` to use instead of the global one (tests, proxies). */
+  fetch?: typeof globalThis.fetch;
+}
+
+/** How a device's answer comes back: the contract the device speaks. */
+export type ContractName = "native" | "seed";
+
+/** Options of one call; all optional, so new ones can join without breaking callers. */
+export interface InvokeOptions {
+  /** Reply deadline in ms; the gateway's default (10 s) when absent. */
+  timeoutMs?: number;
+  /** How long to wait for an offline device to come online, in ms; default 0. */
+  connectTimeoutMs?: number;
+  /** Runs the call at most once per key and target (README, "Retries and idempotency keys"). */
+  idempotencyKey?: string;
+  /** Forwarded to the device as MQTT user properties. */
+  metadata?: Record<string, string>;
+  /** MIME type of the payload; `text/plain; charset=utf-8` for a string payload when absent. */
+  contentType?: string;
+  /** The device's MQTT contract; the gateway's default when absent. */
+  contract?: ContractName;
+  /** Cancels the call (the gateway stops waiting for it; keyed calls still run). */
+  signal?: AbortSignal;
+}
+
+/** A device's answer. A device-reported failure (e.g. status 500) is a result, not an error. */
+export interface InvokeResult {
+  /** The device's own status, HTTP-like; 200 when it reports none. */
+  status: number;
+  payload: Uint8Array;
+  contentType: string;
+  /** The call's id, the one its log lines and trace carry. */
+  requestId: string;
+  /** Gateway receipt to reply, in ms. */
+  elapsedMs: number;
+  /** The device's reported execution time in ms, when it reported one. */
+  deviceTimeMs: number | undefined;
+}
+
+/** A device as the gateway last saw it. */
+export interface DeviceInfo {
+  id: string;
+  online: boolean;
+  /** As announced; empty = unknown, any method may be tried. */
+  methods: string[];
+  /** Last presence change seen by the gateway. */
+  since: Date | undefined;
+  /** Session id the device announced with its presence. */
+  session: string;
+}
+
+/** Options of a {@link Client.watch} stream. */
+export interface WatchOptions {
+  /** Also relay device events (`thingcall/devices/{id}/events/{name}`). */
+  includeEvents?: boolean;
+  /** Ends the stream; the iteration then finishes without an error. */
+  signal?: AbortSignal;
+}
+
+/** Options of a {@link Client.devices} listing. */
+export interface ListOptions {
+  /** Devices per page asked of the gateway; its default (1000) when absent. */
+  pageSize?: number;
+  signal?: AbortSignal;
+}
+
+/** One event of a watch stream: the proto's `oneof kind`, flattened. */
+export type WatchEvent =
+  | { kind: "presence"; time: Date | undefined; device: DeviceInfo }
+  /** The initial snapshot is complete; what follows are changes. */
+  | { kind: "synced"; time: Date | undefined; devices: number }
+  | {
+      kind: "invocation";
+      time: Date | undefined;
+      device: string;
+      method: string;
+      requestId: string;
+      /** `OK` or the error reason. */
+      outcome: string;
+      status: number;
+      elapsedMs: number;
+    }
+  /** This watcher was too slow and lost `dropped` events. */
+  | { kind: "lagged"; time: Date | undefined; dropped: number }
+  | {
+      kind: "event";
+      time: Date | undefined;
+      device: string;
+      name: string;
+      payload: Uint8Array;
+      contentType: string;
+    }
+  /** The gateway is shutting down: the last event of the stream. */
+  | { kind: "closing"; time: Date | undefined; reason: string };
+
+/** The calls of one gateway. */
+export interface Client {
+  /** Runs `method` on device `target` and returns its answer. */
+  invoke(
+    target: string,
+    method: string,
+    payload?: Uint8Array | string,
+    options?: InvokeOptions,
+  ): Promise<InvokeResult>;
+  /** Presence of every device matching `pattern` (id or glob), then changes. */
+  watch(pattern?: string, options?: WatchOptions): AsyncIterable<WatchEvent>;
+  /** Every device matching `pattern`, in id order, fetched page by page. */
+  devices(pattern?: string, options?: ListOptions): AsyncIterable<DeviceInfo>;
+  /** One device's presence; `DEVICE_NOT_FOUND` if the gateway never saw it. */
+  device(id: string, options?: { signal?: AbortSignal }): Promise<DeviceInfo>;
+}
+
+/** A client of the gateway at `options.baseUrl`. */
+export function createClient(options: ClientOptions): Client {
+  const transport = createGrpcWebTransport({
+    baseUrl: options.baseUrl.replace(/\/+$/, ""),
+    interceptors: [bearer(options.token), ...(options.interceptors ?? [])],
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+  return new GatewayClient(createConnectClient(DeviceGateway, transport));
+}
+
+/**
+ * Sends the token as a header, never in the URL, so it stays out of access
+ * logs and browser history.
+ */
+function bearer(token: ClientOptions["token"]): Interceptor {
+  return (next) => async (req) => {
+    const t = typeof token === "function" ? token() : token;
+    if (t) req.header.set("authorization", `Bearer ${t}`);
+    return next(req);
+  };
+}
+
+const encoder = new TextEncoder();
+
+/** A duration option in ms, refused locally when it cannot be one. */
+function duration(name: string, ms: number | undefined): Duration | undefined {
+  if (ms === undefined) return undefined;
+  if (!Number.isFinite(ms) || ms < 0) {
+    throw ThingcallError.invalidArgument(`${name} must be a non-negative number of ms, got ${ms}`);
+  }
+  const seconds = Math.floor(ms / 1000);
+  return create(DurationSchema, {
+    seconds: BigInt(seconds),
+    nanos: Math.min(999_999_999, Math.round((ms - seconds * 1000) * 1e6)),
+  });
+}
+
+const CONTRACTS: Record<ContractName, Contract> = {
+  native: Contract.NATIVE,
+  seed: Contract.SEED,
+};
+
+function date(t: Timestamp | undefined): Date | undefined {
+  return t ? timestampDate(t) : undefined;
+}
+
+/**
+ * Milliseconds with their fraction: protobuf-es's `durationMs` rounds to
+ * whole ms, which would turn a 40 µs device time into 0 and hide the
+ * latency breakdown of fast calls.
+ */
+function ms(d: Duration | undefined): number | undefined {
+  return d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : undefined;
+}
+
+function deviceInfo(d: Device): DeviceInfo {
+  return {
+    id: d.id,
+    online: d.online,
+    methods: [...d.methods],
+    since: date(d.since),
+    session: d.session,
+  };
+}
+
+/** The flat form of one stream message; `undefined` for a kind this client does not know. */
+function watchEvent(e: DeviceEvent): WatchEvent | undefined {
+  const time = date(e.time);
+  const k = e.kind;
+  switch (k.case) {
+    case "presence":
+      return { kind: "presence", time, device: deviceInfo(k.value) };
+    case "synced":
+      return { kind: "synced", time, devices: k.value.devices };
+    case "invocation":
+      return {
+        kind: "invocation",
+        time,
+        device: e.device,
+        method: k.value.method,
+        requestId: k.value.requestId,
+        outcome: k.value.outcome,
+        status: k.value.status,
+        elapsedMs: ms(k.value.elapsed) ?? 0,
+      };
+    case "lagged":
+      return { kind: "lagged", time, dropped: Number(k.value.dropped) };
+    case "event":
+      return {
+        kind: "event",
+        time,
+        device: e.device,
+        name: k.value.name,
+        payload: k.value.payload,
+        contentType: k.value.contentType,
+      };
+    case "closing":
+      return { kind: "closing", time, reason: k.value.reason };
+    default:
+      return undefined;
+  }
+}
+
+/** True when `signal` ended the stream, which is a normal end, not a failure. */
+function aborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+class GatewayClient implements Client {
+  constructor(private readonly rpc: ConnectClient<typeof DeviceGateway>) {}
+
+  async invoke(
+    target: string,
+    method: string,
+    payload: Uint8Array | string = new Uint8Array(),
+    options: InvokeOptions = {},
+  ): Promise<InvokeResult> {
+    const text = typeof payload === "string";
+    const req = create(InvokeRequestSchema, {
+      target,
+      method,
+      payload: text ? encoder.encode(payload) : payload,
+      timeout: duration("timeoutMs", options.timeoutMs),
+      connectTimeout: duration("connectTimeoutMs", options.connectTimeoutMs),
+      contentType: options.contentType ?? (text ? "text/plain; charset=utf-8" : ""),
+      idempotencyKey: options.idempotencyKey ?? "",
+      metadata: { ...(options.metadata ?? {}) },
+      contract: options.contract ? CONTRACTS[options.contract] : Contract.UNSPECIFIED,
+    });
+    if (options.contract && req.contract === Contract.UNSPECIFIED) {
+      throw ThingcallError.invalidArgument(`unknown contract ${String(options.contract)}`);
+    }
+    try {
+      const r = await this.rpc.invoke(req, { signal: options.signal });
+      return {
+        status: r.status,
+        payload: r.payload,
+        contentType: r.contentType,
+        requestId: r.requestId,
+        elapsedMs: ms(r.elapsed) ?? 0,
+        deviceTimeMs: ms(r.deviceTime),
+      };
+    } catch (err) {
+      throw toThingcallError(err);
+    }
+  }
+
+  async *watch(pattern = "", options: WatchOptions = {}): AsyncIterable<WatchEvent> {
+    const { signal } = options;
+    try {
+      const stream = this.rpc.watchDevice(
+        { target: pattern, includeEvents: options.includeEvents ?? false },
+        { signal },
+      );
+      for await (const e of stream) {
+        const ev = watchEvent(e);
+        if (ev) yield ev;
+      }
+    } catch (err) {
+      if (aborted(signal)) return;
+      throw toThingcallError(err);
+    }
+  }
+
+  async *devices(pattern = "", options: ListOptions = {}): AsyncIterable<DeviceInfo> {
+    let pageToken = "";
+    try {
+      do {
+        const page = await this.rpc.listDevices(
+          { target: pattern, pageSize: options.pageSize ?? 0, pageToken },
+          { signal: options.signal },
+        );
+        for (const d of page.devices) yield deviceInfo(d);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+    } catch (err) {
+      throw toThingcallError(err);
+    }
+  }
+
+  async device(id: string, options: { signal?: AbortSignal } = {}): Promise<DeviceInfo> {
+    try {
+      return deviceInfo(await this.rpc.getDevice({ target: id }, { signal: options.signal }));
+    } catch (err) {
+      throw toThingcallError(err);
+    }
+  }
+}
