@@ -6,6 +6,7 @@
 # target/debug/thingcall-server and thingcall-sim are built (CI builds them
 # before; locally: cargo build -p thingcall-server -p thingcall-device --bins).
 set -euo pipefail
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
 pkg=clients/python
