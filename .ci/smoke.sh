@@ -67,6 +67,17 @@ wait_for "thingcall-sim --contract seed" seed_ok
 [ "$("$bin/thingcall" invoke demo-1 echo --payload hi)" = hi ] || fail "thingcall invoke echo"
 "$bin/thingcall" devices | grep -q demo-3 || fail "thingcall devices"
 
+# README "Clients": the Python and TypeScript calls as printed (.ci/python.sh
+# installed the package; .ci/web.sh the web client's dependencies).
+out=$(python3 -c 'import thingcall; print(thingcall.Client("127.0.0.1:8080").invoke("demo-1", "echo", "hi").text())') || fail "README Python call: $out"
+[ "$out" = hi ] || fail "README Python call printed $out"
+out=$(cd clients/web && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run -s build >/dev/null &&
+  node --input-type=module -e 'import { createClient } from "./dist/index.js"; const r = await createClient({ baseUrl: "http://127.0.0.1:8080" }).invoke("demo-1", "echo", "hi"); console.log(new TextDecoder().decode(r.payload))') || fail "README TypeScript call: $out"
+[ "$out" = hi ] || fail "README TypeScript call printed $out"
+out=$(curl -s localhost:8080/)
+echo "$out" | grep -q 'console.js' || fail "the console page at /: $out"
+[ "$("$bin/thingcall" -o json invoke demo-1 echo --payload hi | python3 -c 'import json,sys; print(json.load(sys.stdin)["payload"])')" = hi ] || fail "thingcall -o json invoke"
+
 [ "$("$bin/thingcall" invoke demo-2 reboot --payload 15000)" = rebooting ] || fail "reboot"
 wait_for "demo-2 offline" offline demo-2
 set +e

@@ -86,4 +86,6 @@ async fn unknown_paths_stay_json_404() {
     }
     let post = request(Method::POST, &format!("{}/", gw.base()), "", &[]).await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.json()["error"]["reason"], "METHOD_NOT_ALLOWED");
+    assert_eq!(post.headers["allow"], "GET,HEAD");
 }

@@ -46,6 +46,7 @@ pub fn router() -> Router {
             STYLE_PATH,
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
         )
+        .method_not_allowed_fallback(crate::api::http::method_not_allowed)
 }
 
 /// One asset with its type and the headers every asset carries: revalidate
