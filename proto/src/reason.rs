@@ -133,7 +133,11 @@ impl Reason {
     /// gateway's errors and the codec's decode failures both come through
     /// here, which keeps the two the same shape.
     pub fn status(self, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
-        let details = ErrorDetails::with_error_info(self.name(), DOMAIN, metadata);
+        let mut details = ErrorDetails::with_error_info(self.name(), DOMAIN, metadata);
+        // "Try later" in gRPC's own words, as HTTP's Retry-After says it.
+        if let Some(secs) = self.retry_after_secs() {
+            details.set_retry_info(Some(std::time::Duration::from_secs(secs.into())));
+        }
         Status::with_error_details(self.grpc_code(), message, details)
     }
 }
@@ -191,5 +195,21 @@ mod tests {
         );
         assert_eq!(Reason::Overloaded.retry_after_secs(), Some(1));
         assert_eq!(Reason::DeviceTimeout.retry_after_secs(), None);
+    }
+
+    /// gRPC callers get the same "try later" as HTTP's `Retry-After`: a
+    /// RetryInfo beside the ErrorInfo, only on the reasons that say "not now".
+    #[test]
+    fn try_later_reasons_carry_retry_info() {
+        use tonic_types::StatusExt;
+        let status = Reason::Overloaded.status("busy", HashMap::new());
+        let retry = status.get_details_retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(1)));
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "OVERLOADED"
+        );
+        let status = Reason::DeviceTimeout.status("slow", HashMap::new());
+        assert!(status.get_details_retry_info().is_none());
     }
 }

@@ -36,6 +36,6 @@ def test_a_call_past_max_in_flight_is_overloaded(tight: str) -> None:
         finally:
             t.join(30)
         assert e.value.reason == "OVERLOADED"
-        # The gateway sends no google.rpc.RetryInfo over gRPC (HTTP has Retry-After).
-        assert e.value.retry_after is None
+        # The gateway's RetryInfo, gRPC's Retry-After.
+        assert e.value.retry_after == 1.0
         assert slow and slow[0].text() == "slept 1500 ms"

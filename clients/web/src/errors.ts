@@ -6,7 +6,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 
-import { ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 
 /** The `ErrorInfo.domain` of the gateway's own errors. */
 export const DOMAIN = "thingcall";
@@ -86,8 +86,10 @@ export function toThingcallError(err: unknown): ThingcallError {
   if (err instanceof ThingcallError) return err;
   const ce = ConnectError.from(err);
   const info = ce.findDetails(ErrorInfoSchema)[0];
+  const delay = ce.findDetails(RetryInfoSchema)[0]?.retryDelay;
   const retryAfter =
-    seconds(ce.metadata.get("retry-after")) ?? seconds(info?.metadata["retryAfter"]);
+    (delay ? Number(delay.seconds) + delay.nanos / 1e9 : undefined) ??
+    seconds(ce.metadata.get("retry-after"));
   const init = {
     code: ce.code,
     retryAfter,

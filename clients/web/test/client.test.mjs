@@ -117,6 +117,24 @@ await runTest(async () => {
       const r = await ok.invoke("demo-1", "echo", "k");
       expect(r.status === 200, `with the token: status ${r.status}`);
     });
+    await check("OVERLOADED says when to try again (the gateway's RetryInfo)", async () => {
+      const tight = await startGateway(["--max-in-flight", "1"]);
+      const c = createClient({ baseUrl: tight.base });
+      await waitOnline(c, ["demo-1"]);
+      const slow = c.invoke("demo-1", "sleep", "1500", { timeoutMs: 10_000 });
+      // The slow call holds the one slot once the gateway counts it in flight.
+      const until = Date.now() + SOON;
+      for (;;) {
+        const page = await (await fetch(`${tight.base}/metrics`)).text();
+        if (/^thingcall_invocations_in_flight 1$/m.test(page)) break;
+        expect(Date.now() < until, "the slow call never showed in flight");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const busy = await rejection(() => c.invoke("demo-1", "echo", "me too"));
+      expect(busy.reason === "OVERLOADED", `reason ${busy.reason}: ${busy.message}`);
+      expect(busy.retryAfter === 1, `retryAfter ${busy.retryAfter}`);
+      expect((await slow).status === 200, "the slow call failed");
+    });
     console.log("all client checks passed");
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -15,9 +15,8 @@ What the gateway sends, per reason (server/src/api/status.rs):
 - ``PAYLOAD_TOO_LARGE``: ``limit`` (bytes);
 - ``OVERLOADED`` of one device: ``device`` and ``limit``.
 
-``OVERLOADED`` and ``SHUTTING_DOWN`` carry no ``google.rpc.RetryInfo`` over
-gRPC today (only the HTTP API adds ``Retry-After: 1``), so their
-``retry_after`` is None unless a gateway or proxy adds a RetryInfo.
+``OVERLOADED`` and ``SHUTTING_DOWN`` also carry a ``google.rpc.RetryInfo``
+(1 s, as the HTTP API's ``Retry-After``), read as ``retry_after``.
 """
 
 from __future__ import annotations
