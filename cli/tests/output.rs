@@ -473,3 +473,67 @@ async fn a_terminal_gets_progress_unless_dumb_or_no_color() {
     }
     gw.stop().await;
 }
+
+/// OVERLOADED under `-o json` says when to try again (the gateway's
+/// RetryInfo, in seconds) and keeps its exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overloaded_json_error_says_when_to_retry() {
+    use clap::Parser;
+    let config = thingcall_server::Config::try_parse_from([
+        "thingcall-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--embedded-broker-listen",
+        "127.0.0.1:0",
+        "--demo",
+        "1",
+        "--max-in-flight",
+        "1",
+    ])
+    .unwrap();
+    let gw = common::within("gateway", thingcall_server::start(config))
+        .await
+        .unwrap();
+    common::within("connected", gw.wait_connected()).await;
+    common::within("demo online", gw.wait_demo_online()).await;
+    let server = format!("http://{}", gw.grpc_addr);
+    let slow = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            run(&[
+                "--server",
+                &server,
+                "invoke",
+                "demo-1",
+                "sleep",
+                "--payload",
+                "1500",
+            ])
+            .await
+        })
+    };
+    // Bounded poll of the slot the slow call holds.
+    common::within("the slow call in flight", async {
+        while gw.gateway.in_flight() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let busy = run(&[
+        "--server",
+        &server,
+        "-o",
+        "json",
+        "invoke",
+        "demo-1",
+        "echo",
+        "--payload",
+        "hi",
+    ])
+    .await;
+    assert_eq!(busy.status.code(), Some(9), "{}", text(&busy.stderr));
+    let e = one_object(&busy.stderr);
+    assert_eq!(e["reason"], "OVERLOADED", "{e}");
+    assert_eq!(e["retryAfter"], 1.0, "{e}");
+    assert!(slow.await.unwrap().status.success(), "the slow call failed");
+}

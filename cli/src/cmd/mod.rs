@@ -95,12 +95,19 @@ impl Failure {
                 let none = BTreeMap::new();
                 let status_meta;
                 let (reason, message, metadata, extra) = match self {
-                    Failure::Call { err, .. } => (
-                        err.reason.as_str(),
-                        err.message.clone(),
-                        &err.metadata,
-                        Map::new(),
-                    ),
+                    Failure::Call { err, .. } => {
+                        let mut extra = Map::new();
+                        if let Some(wait) = err.retry_after {
+                            // Seconds, as HTTP's Retry-After counts them.
+                            extra.insert("retryAfter".into(), json!(wait.as_secs_f64()));
+                        }
+                        (
+                            err.reason.as_str(),
+                            err.message.clone(),
+                            &err.metadata,
+                            extra,
+                        )
+                    }
                     Failure::Status { status, request_id } => {
                         status_meta =
                             BTreeMap::from([("requestId".to_owned(), request_id.clone())]);

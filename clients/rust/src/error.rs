@@ -127,6 +127,9 @@ pub struct CallError {
     /// `ErrorInfo.metadata` from the gateway (e.g. whether a timed-out device
     /// had accepted the call); empty when there was none.
     pub metadata: BTreeMap<String, String>,
+    /// How long to wait before trying again, from the gateway's
+    /// `google.rpc.RetryInfo` (`OVERLOADED`, `SHUTTING_DOWN`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl CallError {
@@ -137,6 +140,7 @@ impl CallError {
             message: message.into(),
             code,
             metadata: BTreeMap::new(),
+            retry_after: None,
         }
     }
 
@@ -185,6 +189,9 @@ impl From<Status> for CallError {
                 message: non_empty(message, code),
                 code,
                 metadata: info.metadata.into_iter().collect(),
+                retry_after: status
+                    .get_details_retry_info()
+                    .and_then(|retry| retry.retry_delay),
             };
         }
         if is_transport_failure(&status) {
@@ -304,6 +311,16 @@ mod tests {
         );
         assert_eq!(err.exit_code(), exit::DEVICE_TIMEOUT);
         assert_eq!(err.to_string(), "DEVICE_TIMEOUT: the gateway says so");
+    }
+
+    #[test]
+    fn retry_info_says_when_to_try_again() {
+        let busy = thingcall_proto::Reason::Overloaded.status("busy", HashMap::new());
+        let err = CallError::from(busy);
+        assert_eq!(err.reason, "OVERLOADED");
+        assert_eq!(err.retry_after, Some(std::time::Duration::from_secs(1)));
+        let slow = with_reason(Code::DeadlineExceeded, "DEVICE_TIMEOUT", HashMap::new());
+        assert_eq!(CallError::from(slow).retry_after, None);
     }
 
     #[test]
