@@ -18,7 +18,9 @@ use crate::gateway::Answer;
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InvokeBody {
-    payload: Option<Value>,
+    /// As the caller wrote it: a device gets the caller's exact JSON, never
+    /// a number re-rounded through f64 (`5e44`, `12345678901234567890123`).
+    payload: Option<Box<serde_json::value::RawValue>>,
     payload_base64: Option<String>,
     timeout: Option<String>,
     connect_timeout: Option<String>,
@@ -36,14 +38,13 @@ pub fn invoke_request(target: String, method: String, body: &[u8]) -> Result<Inv
     } else {
         serde_json::from_slice(body).map_err(|e| Error::invalid(format!("request body: {e}")))?
     };
-    let (payload, default_type) = match (body.payload, body.payload_base64) {
+    // `"payload": null` is no payload, as for every optional field.
+    let json_payload = body.payload.filter(|v| v.get() != "null");
+    let (payload, default_type) = match (json_payload, body.payload_base64) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid("give payload or payloadBase64, not both"))
         }
-        (Some(v), None) => (
-            serde_json::to_vec(&v).expect("JSON value serializes"),
-            "application/json",
-        ),
+        (Some(v), None) => (v.get().as_bytes().to_vec(), "application/json"),
         (None, Some(b)) => (
             B64.decode(b)
                 .map_err(|e| Error::invalid(format!("payloadBase64: {e}")))?,
@@ -256,6 +257,27 @@ mod tests {
         assert_eq!(&r.payload[..], br#"{"hello":"world"}"#);
         assert_eq!(r.content_type, "application/json");
         assert_eq!(r.timeout.unwrap().seconds, 5);
+        // The caller's JSON as written: no number re-rounded through f64
+        // (fuzzing found `5e44` arriving as another number), no reformatting.
+        for payload in [
+            "5e44",
+            "12345678901234567890123",
+            "21.666666666666600",
+            r#"{"a" : [1, 2.50]}"#,
+        ] {
+            let body = format!(r#"{{"payload": {payload} }}"#);
+            let r = invoke_request("d".into(), "m".into(), body.as_bytes()).unwrap();
+            assert_eq!(r.payload, payload.as_bytes(), "{payload}");
+        }
+        let r = invoke_request(
+            "d".into(),
+            "m".into(),
+            br#"{"payload":null,"payloadBase64":"AA=="}"#,
+        )
+        .unwrap();
+        assert_eq!(&r.payload[..], [0]);
+        let r = invoke_request("d".into(), "m".into(), br#"{"payload":null}"#).unwrap();
+        assert!(r.payload.is_empty() && r.content_type.is_empty());
         let r = invoke_request("d".into(), "m".into(), br#"{"payloadBase64":"AAEC"}"#).unwrap();
         assert_eq!(&r.payload[..], [0, 1, 2]);
         let r = invoke_request("d".into(), "m".into(), b"").unwrap();
@@ -275,6 +297,30 @@ mod tests {
         }
         let r = invoke_request("d".into(), "m".into(), br#"{"contract":"seed"}"#).unwrap();
         assert_eq!(r.contract, Contract::Seed as i32);
+    }
+
+    /// A device's JSON numbers reach the caller as the same numbers: parsed
+    /// correctly rounded (serde_json's `float_roundtrip`), so the text
+    /// written back parses to the very value the device sent.
+    #[test]
+    fn answered_numbers_survive_the_round_trip() {
+        for n in [
+            "5e44",
+            "0.1",
+            "21.666666666666600",
+            "1.7976931348623157e308",
+            "4.9e-324",
+        ] {
+            let mut o = Map::new();
+            put_payload(&mut o, Some("application/json"), n.as_bytes());
+            let written = serde_json::to_string(&o["payload"]).unwrap();
+            let sent: f64 = n.parse().unwrap();
+            assert_eq!(
+                written.parse::<f64>().unwrap(),
+                sent,
+                "{n} came back as {written}"
+            );
+        }
     }
 
     #[test]
