@@ -162,30 +162,11 @@ async fn unreachable_gateway_is_exit_69() {
 /// the typed client's `with_token` does too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_reach_a_gateway_that_authenticates() {
-    use clap::Parser;
     let key = "tc_cli_test_key_0123456789";
     let keys = std::env::temp_dir().join(format!("tc-cli-keys-{}", std::process::id()));
     let line = thingcall_server::auth::apikeys::hash_line(key);
     std::fs::write(&keys, format!("cli {line}\n")).unwrap();
-    let config = thingcall_server::Config::try_parse_from([
-        "thingcall-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--embedded-broker-listen",
-        "127.0.0.1:0",
-        "--demo",
-        "1",
-        "--api-keys",
-        keys.to_str().unwrap(),
-    ])
-    .unwrap();
-    config.validate().unwrap();
-    let gw = thingcall_server::start(config).await.unwrap();
-    within("demo online", async {
-        gw.wait_connected().await;
-        gw.wait_demo_online().await;
-    })
-    .await;
+    let gw = common::gateway_with(&["--api-keys", keys.to_str().unwrap()]).await;
     let server = format!("http://{}", gw.grpc_addr);
 
     let out = thingcall(&server, &["invoke", "demo-1", "echo", "--payload", "x"]).await;

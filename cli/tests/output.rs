@@ -478,24 +478,7 @@ async fn a_terminal_gets_progress_unless_dumb_or_no_color() {
 /// RetryInfo, in seconds) and keeps its exit code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overloaded_json_error_says_when_to_retry() {
-    use clap::Parser;
-    let config = thingcall_server::Config::try_parse_from([
-        "thingcall-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--embedded-broker-listen",
-        "127.0.0.1:0",
-        "--demo",
-        "1",
-        "--max-in-flight",
-        "1",
-    ])
-    .unwrap();
-    let gw = common::within("gateway", thingcall_server::start(config))
-        .await
-        .unwrap();
-    common::within("connected", gw.wait_connected()).await;
-    common::within("demo online", gw.wait_demo_online()).await;
+    let gw = common::gateway_with(&["--max-in-flight", "1"]).await;
     let server = format!("http://{}", gw.grpc_addr);
     let slow = {
         let server = server.clone();
