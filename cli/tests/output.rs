@@ -421,7 +421,8 @@ async fn piped_output_has_no_control_characters() {
 /// The other side of the rule: on a terminal (a pseudo-terminal made by
 /// util-linux `script`, when installed) the bench's bar and invoke's
 /// spinner are drawn, and `TERM=dumb` or `NO_COLOR` turn them off there
-/// too. Skipped, saying so, without `script`.
+/// too. Skipped, saying so, without `script`; with `CI` set it fails
+/// instead, so CI never passes it without running it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_gets_progress_unless_dumb_or_no_color() {
     let has_script = Command::new("script")
@@ -429,6 +430,10 @@ async fn a_terminal_gets_progress_unless_dumb_or_no_color() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_script {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no util-linux `script` to make a terminal (CI must have it: apt-get install bsdutils)"
+        );
         eprintln!("skipped: no util-linux `script` to make a terminal");
         return;
     }
