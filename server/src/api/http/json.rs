@@ -44,7 +44,13 @@ pub fn invoke_request(target: String, method: String, body: &[u8]) -> Result<Inv
         (Some(_), Some(_)) => {
             return Err(Error::invalid("give payload or payloadBase64, not both"))
         }
-        (Some(v), None) => (v.get().as_bytes().to_vec(), "application/json"),
+        (Some(v), None) => {
+            // Kept raw, yet held to what a parse accepts, as before: no lone
+            // surrogate (`"\ud800"`), no number past f64 (`1e400`).
+            serde_json::from_str::<Value>(v.get())
+                .map_err(|e| Error::invalid(format!("payload: {e}")))?;
+            (v.get().as_bytes().to_vec(), "application/json")
+        }
         (None, Some(b)) => (
             B64.decode(b)
                 .map_err(|e| Error::invalid(format!("payloadBase64: {e}")))?,
@@ -287,6 +293,8 @@ mod tests {
             b"{",
             br#"{"nope":1}"#,
             br#"{"payloadBase64":"!"}"#,
+            br#"{"payload":"\ud800"}"#,
+            br#"{"payload":1e400}"#,
         ] {
             assert_eq!(
                 invoke_request("d".into(), "m".into(), bad)
