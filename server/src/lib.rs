@@ -36,6 +36,6 @@ pub mod watch;
 pub use config::Config;
 pub use error::Error;
 pub use gateway::Gateway;
-#[cfg(feature = "embedded-broker")]
-pub use server::start_local_demo;
 pub use server::{run, start, Running, StopReport};
+#[cfg(feature = "embedded-broker")]
+pub use server::{start_local_demo, start_local_demo_with};

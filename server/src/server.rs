@@ -405,9 +405,16 @@ pub struct StopReport {
 /// and programs that embed a whole thingcall.
 #[cfg(feature = "embedded-broker")]
 pub async fn start_local_demo(devices: u32) -> anyhow::Result<Running> {
+    start_local_demo_with(devices, &[]).await
+}
+
+/// [`start_local_demo`] with more gateway flags (`--max-in-flight 1`,
+/// `--api-keys FILE`), for tests of limits and credentials.
+#[cfg(feature = "embedded-broker")]
+pub async fn start_local_demo_with(devices: u32, flags: &[&str]) -> anyhow::Result<Running> {
     use clap::Parser;
     let demo = devices.to_string();
-    let config = Config::try_parse_from([
+    let base = [
         "thingcall-server",
         "--listen",
         "127.0.0.1:0",
@@ -415,7 +422,8 @@ pub async fn start_local_demo(devices: u32) -> anyhow::Result<Running> {
         "127.0.0.1:0",
         "--demo",
         &demo,
-    ])?;
+    ];
+    let config = Config::try_parse_from(base.iter().chain(flags))?;
     config.validate().map_err(anyhow::Error::msg)?;
     let running = start(config).await?;
     running.wait_connected().await;

@@ -15,27 +15,9 @@ pub async fn gateway() -> thingcall_server::Running {
 /// A gateway with its embedded broker, `demo-1` online, and the flags
 /// `extra` (limits, credentials) on top.
 pub async fn gateway_with(extra: &[&str]) -> thingcall_server::Running {
-    use clap::Parser;
-    let base = [
-        "thingcall-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--embedded-broker-listen",
-        "127.0.0.1:0",
-        "--demo",
-        "1",
-    ];
-    let config = thingcall_server::Config::try_parse_from(base.iter().chain(extra)).unwrap();
-    config.validate().unwrap();
-    let gw = within("gateway", thingcall_server::start(config))
+    within("gateway", thingcall_server::start_local_demo_with(1, extra))
         .await
-        .unwrap();
-    within("demo online", async {
-        gw.wait_connected().await;
-        gw.wait_demo_online().await;
-    })
-    .await;
-    gw
+        .expect("gateway")
 }
 
 /// Awaits `f`, failing the test after 20 s (a generous bound, not a timing check).
