@@ -104,6 +104,9 @@ def _dead_address() -> str:
         ("x" * 129, "echo", {}),
         ("demo-1", "echo", {"timeout": 0}),
         ("demo-1", "echo", {"connect_timeout": -1}),
+        ("demo-\ud800", "echo", {}),
+        ("demo-1", "echo", {"payload": "\ud800"}),
+        ("demo-1", "echo", {"metadata": {"k": "\ud800"}}),
     ],
 )
 def test_bad_input_fails_before_any_call(target: str, method: str, options: dict) -> None:

@@ -33,7 +33,7 @@ def validate_id(what: str, value: object) -> str:
         raise invalid_argument(f"{what} must be a str, not {type(value).__name__}")
     if not value:
         raise invalid_argument(f"{what} is empty")
-    size = len(value.encode("utf-8"))
+    size = len(_utf8(what, value))
     if size > MAX_ID_BYTES:
         raise invalid_argument(f"{what} is {size} bytes, over the limit of {MAX_ID_BYTES}")
     if value.startswith("$"):
@@ -49,7 +49,7 @@ def validate_id(what: str, value: object) -> str:
 def payload_bytes(payload: Payload) -> bytes:
     """The payload as bytes: text is sent as UTF-8."""
     if isinstance(payload, str):
-        return payload.encode("utf-8")
+        return _utf8("payload", payload)
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return bytes(payload)
     raise invalid_argument(f"payload must be bytes or str, not {type(payload).__name__}")
@@ -121,4 +121,15 @@ def query_timeout(timeout: Seconds) -> float:
 def _text(what: str, value: object) -> str:
     if not isinstance(value, str):
         raise invalid_argument(f"{what} must be a str, not {type(value).__name__}")
+    _utf8(what, value)
     return value
+
+
+def _utf8(what: str, value: str) -> bytes:
+    """``value`` as UTF-8; a str with a lone surrogate (``"\\ud800"``) has
+    none, and is bad input like invalid UTF-8 on every other surface, not a
+    ``UnicodeEncodeError`` from deep inside protobuf."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid_argument(f"{what} is not valid Unicode (a lone surrogate)") from None
