@@ -170,6 +170,22 @@ function bearer(token: ClientOptions["token"]): Interceptor {
 const encoder = new TextEncoder();
 
 /** A duration option in ms, refused locally when it cannot be one. */
+/** A lone UTF-16 surrogate: a string that has no UTF-8 form. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * `value` if it has a UTF-8 form. protobuf-es would encode a lone surrogate
+ * as U+FFFD, silently naming another device or method; every other
+ * surface refuses such input as INVALID_ARGUMENT, and so does this one,
+ * before anything is sent.
+ */
+function utf8(name: string, value: string): string {
+  if (LONE_SURROGATE.test(value)) {
+    throw ThingcallError.invalidArgument(`${name} is not valid Unicode (a lone surrogate)`);
+  }
+  return value;
+}
+
 function duration(name: string, ms: number | undefined): Duration | undefined {
   if (ms === undefined) return undefined;
   if (!Number.isFinite(ms) || ms < 0) {
@@ -263,15 +279,19 @@ class GatewayClient implements Client {
     options: InvokeOptions = {},
   ): Promise<InvokeResult> {
     const text = typeof payload === "string";
+    const metadata: Record<string, string> = {};
+    for (const [k, v] of Object.entries(options.metadata ?? {})) {
+      metadata[utf8("metadata key", k)] = utf8(`metadata value of ${k}`, v);
+    }
     const req = create(InvokeRequestSchema, {
-      target,
-      method,
-      payload: text ? encoder.encode(payload) : payload,
+      target: utf8("target", target),
+      method: utf8("method", method),
+      payload: text ? encoder.encode(utf8("payload", payload)) : payload,
       timeout: duration("timeoutMs", options.timeoutMs),
       connectTimeout: duration("connectTimeoutMs", options.connectTimeoutMs),
-      contentType: options.contentType ?? (text ? "text/plain; charset=utf-8" : ""),
-      idempotencyKey: options.idempotencyKey ?? "",
-      metadata: { ...(options.metadata ?? {}) },
+      contentType: utf8("contentType", options.contentType ?? (text ? "text/plain; charset=utf-8" : "")),
+      idempotencyKey: utf8("idempotencyKey", options.idempotencyKey ?? ""),
+      metadata,
       contract: options.contract ? CONTRACTS[options.contract] : Contract.UNSPECIFIED,
     });
     if (options.contract && req.contract === Contract.UNSPECIFIED) {
@@ -296,7 +316,7 @@ class GatewayClient implements Client {
     const { signal } = options;
     try {
       const stream = this.rpc.watchDevice(
-        { target: pattern, includeEvents: options.includeEvents ?? false },
+        { target: utf8("pattern", pattern), includeEvents: options.includeEvents ?? false },
         { signal },
       );
       for await (const e of stream) {
@@ -314,7 +334,7 @@ class GatewayClient implements Client {
     try {
       do {
         const page = await this.rpc.listDevices(
-          { target: pattern, pageSize: options.pageSize ?? 0, pageToken },
+          { target: utf8("pattern", pattern), pageSize: options.pageSize ?? 0, pageToken },
           { signal: options.signal },
         );
         for (const d of page.devices) yield deviceInfo(d);
@@ -327,7 +347,7 @@ class GatewayClient implements Client {
 
   async device(id: string, options: { signal?: AbortSignal } = {}): Promise<DeviceInfo> {
     try {
-      return deviceInfo(await this.rpc.getDevice({ target: id }, { signal: options.signal }));
+      return deviceInfo(await this.rpc.getDevice({ target: utf8("id", id) }, { signal: options.signal }));
     } catch (err) {
       throw toThingcallError(err);
     }

@@ -103,6 +103,16 @@ await runTest(async () => {
       expect(typeof to.accepted === "boolean", `accepted ${to.accepted}`);
       const bad = await rejection(() => tc.invoke("demo-1", "echo", "x", { timeoutMs: Number.NaN }));
       expect(bad.reason === "INVALID_ARGUMENT", `NaN timeout: ${bad.reason}`);
+      // A lone surrogate has no UTF-8 form: refused here, never sent as U+FFFD.
+      for (const [what, f] of [
+        ["target", () => tc.invoke("demo-\uD800", "echo", "x")],
+        ["payload", () => tc.invoke("demo-1", "echo", "\uDC00")],
+        ["metadata", () => tc.invoke("demo-1", "echo", "x", { metadata: { k: "\uD800" } })],
+        ["device id", () => tc.device("demo-\uD800")],
+      ]) {
+        const e = await rejection(f);
+        expect(e.reason === "INVALID_ARGUMENT" && e.requestId === undefined, `${what}: ${e.reason}`);
+      }
     });
 
     await check("the token goes as a Bearer header", async () => {
