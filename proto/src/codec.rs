@@ -122,11 +122,18 @@ macro_rules! responses {
 // What the gateway decodes (each RPC's input) and what clients decode.
 requests!(
     InvokeRequest,
+    InvokeManyRequest,
     WatchDeviceRequest,
     GetDeviceRequest,
     ListDevicesRequest
 );
-responses!(InvokeResponse, DeviceEvent, Device, ListDevicesResponse);
+responses!(
+    InvokeResponse,
+    InvokeManyEvent,
+    DeviceEvent,
+    Device,
+    ListDevicesResponse
+);
 
 #[cfg(test)]
 mod tests {

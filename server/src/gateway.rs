@@ -138,6 +138,8 @@ pub struct Gateway {
     tracer: Option<SdkTracer>,
     /// Kept by the listener, shown on `/metrics`.
     connections: Arc<crate::metrics::Connections>,
+    /// The fan-outs' share of `--max-in-flight` (see [`crate::fanout`]).
+    fanouts: crate::fanout::Share,
 }
 
 impl Gateway {
@@ -162,6 +164,7 @@ impl Gateway {
             )),
             tracer: None,
             connections: Arc::default(),
+            fanouts: crate::fanout::Share::new(cfg.max_in_flight),
             outbox,
             cfg,
         }
@@ -257,7 +260,9 @@ impl Gateway {
             connections_idle_closed: self.connections.idle_closed.load(Ordering::Relaxed),
             connections_header_timeouts: self.connections.header_timeouts.load(Ordering::Relaxed),
         };
-        metrics::render(&self.metrics, &snapshot)
+        let mut text = metrics::render(&self.metrics, &snapshot);
+        self.fanouts.render(&mut text);
+        text
     }
 
     /// Refuses new calls and watches from now on (`SHUTTING_DOWN`): nothing
@@ -327,6 +332,7 @@ pub fn as_incoming(g: &Arc<Gateway>) -> Arc<dyn crate::mqtt::Incoming> {
 }
 
 mod call;
+mod fanout;
 mod inbound;
 mod presence;
 mod publish;

@@ -17,6 +17,7 @@ pub use thingcall_broker as broker;
 pub mod calls;
 pub mod config;
 pub mod error;
+pub mod fanout;
 /// Entry points of the fuzz targets: not an API (see the module).
 #[doc(hidden)]
 pub mod fuzzing;

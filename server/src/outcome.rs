@@ -79,6 +79,23 @@ pub struct Answer {
     pub elapsed: Duration,
 }
 
+impl Answer {
+    /// The answer as the API returns it (`InvokeResponse`), the payload moved.
+    pub fn into_response(self) -> thingcall_proto::v1::InvokeResponse {
+        let reply = self.reply;
+        thingcall_proto::v1::InvokeResponse {
+            status: reply.status,
+            payload: reply.payload,
+            content_type: reply.content_type.unwrap_or_default(),
+            request_id: self.request_id.to_string(),
+            elapsed: self.elapsed.try_into().ok(),
+            device_time: reply
+                .exec_us
+                .and_then(|us| Duration::from_micros(us).try_into().ok()),
+        }
+    }
+}
+
 /// A call that ended without the device's answer: the reason, and the
 /// call's id, which callers get back so a failure can be found in logs and
 /// traces too.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use thingcall_proto::v1::device_gateway_server::DeviceGateway;
 use thingcall_proto::v1::{
-    Device, DeviceEvent, GetDeviceRequest, InvokeRequest, InvokeResponse, ListDevicesRequest,
-    ListDevicesResponse, WatchDeviceRequest,
+    Device, DeviceEvent, GetDeviceRequest, InvokeManyEvent, InvokeManyRequest, InvokeRequest,
+    InvokeResponse, ListDevicesRequest, ListDevicesResponse, WatchDeviceRequest,
 };
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -36,6 +36,16 @@ pub const INVOKE_WEB: Surface = Surface {
         ("rpc.service", "thingcall.v1.DeviceGateway"),
         ("rpc.method", "Invoke"),
         ("thingcall.protocol", "grpc-web"),
+    ],
+};
+
+/// How each call of an InvokeMany over gRPC (or gRPC-web) names its span.
+pub const INVOKE_MANY: Surface = Surface {
+    span_name: "thingcall.v1.DeviceGateway/InvokeMany",
+    attributes: &[
+        ("rpc.system", "grpc"),
+        ("rpc.service", "thingcall.v1.DeviceGateway"),
+        ("rpc.method", "InvokeMany"),
     ],
 };
 
@@ -85,20 +95,25 @@ impl DeviceGateway for GrpcApi {
         let call = self.core.invoke(request.into_inner(), caller);
         // `map`, not an async block: awaiting a captured future would keep
         // it twice, once captured and once being awaited.
-        Box::pin(call.map(|result| {
-            let answer = result?;
-            let reply = answer.reply;
-            Ok(Response::new(InvokeResponse {
-                status: reply.status,
-                payload: reply.payload,
-                content_type: reply.content_type.unwrap_or_default(),
-                request_id: answer.request_id.to_string(),
-                elapsed: answer.elapsed.try_into().ok(),
-                device_time: reply
-                    .exec_us
-                    .and_then(|us| Duration::from_micros(us).try_into().ok()),
-            }))
-        }))
+        Box::pin(call.map(|result| Ok(Response::new(result?.into_response()))))
+    }
+
+    type InvokeManyStream =
+        Pin<Box<dyn Stream<Item = Result<InvokeManyEvent, Status>> + Send + 'static>>;
+
+    async fn invoke_many(
+        &self,
+        request: Request<InvokeManyRequest>,
+    ) -> Result<Response<Self::InvokeManyStream>, Status> {
+        let caller = Caller::from_headers(
+            self.core.tracing(),
+            request.metadata().as_ref(),
+            INVOKE_MANY,
+            grpc_timeout(request.metadata()).map(|t| Instant::now() + t),
+        )
+        .with_access(grpc_access(&request));
+        let events = self.core.invoke_many(request.into_inner(), caller)?;
+        Ok(Response::new(Box::pin(events.map(Ok))))
     }
 
     type WatchDeviceStream = EventStream;

@@ -38,9 +38,33 @@ pub fn invoke_request(target: String, method: String, body: &[u8]) -> Result<Inv
     } else {
         serde_json::from_slice(body).map_err(|e| Error::invalid(format!("request body: {e}")))?
     };
+    let (payload, default_type) = payload(body.payload, body.payload_base64)?;
+    let contract = contract(body.contract.as_deref())?;
+    Ok(InvokeRequest {
+        target,
+        method,
+        payload: payload.into(),
+        timeout: body.timeout.map(|t| duration("timeout", &t)).transpose()?,
+        connect_timeout: body
+            .connect_timeout
+            .map(|t| duration("connectTimeout", &t))
+            .transpose()?,
+        content_type: body.content_type.unwrap_or_else(|| default_type.to_owned()),
+        idempotency_key: body.idempotency_key.unwrap_or_default(),
+        metadata: body.metadata,
+        contract: contract as i32,
+    })
+}
+
+/// A body's `payload` (JSON, kept as written) or `payloadBase64`, and the
+/// content type it implies.
+pub fn payload(
+    json: Option<Box<serde_json::value::RawValue>>,
+    base64: Option<String>,
+) -> Result<(Vec<u8>, &'static str), Error> {
     // `"payload": null` is no payload, as for every optional field.
-    let json_payload = body.payload.filter(|v| v.get() != "null");
-    let (payload, default_type) = match (json_payload, body.payload_base64) {
+    let json = json.filter(|v| v.get() != "null");
+    Ok(match (json, base64) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid("give payload or payloadBase64, not both"))
         }
@@ -57,26 +81,16 @@ pub fn invoke_request(target: String, method: String, body: &[u8]) -> Result<Inv
             "",
         ),
         (None, None) => (Vec::new(), ""),
-    };
-    let contract = match body.contract.as_deref() {
-        None | Some("") => Contract::Unspecified,
-        Some(c) => Contract::from_str_name(&format!("CONTRACT_{}", c.to_ascii_uppercase()))
-            .ok_or_else(|| Error::invalid(format!("contract {c:?} is not native or seed")))?,
-    };
-    Ok(InvokeRequest {
-        target,
-        method,
-        payload: payload.into(),
-        timeout: body.timeout.map(|t| duration("timeout", &t)).transpose()?,
-        connect_timeout: body
-            .connect_timeout
-            .map(|t| duration("connectTimeout", &t))
-            .transpose()?,
-        content_type: body.content_type.unwrap_or_else(|| default_type.to_owned()),
-        idempotency_key: body.idempotency_key.unwrap_or_default(),
-        metadata: body.metadata,
-        contract: contract as i32,
     })
+}
+
+/// A body's `contract`: `native`, `seed`, or none for the gateway's default.
+pub fn contract(name: Option<&str>) -> Result<Contract, Error> {
+    match name {
+        None | Some("") => Ok(Contract::Unspecified),
+        Some(c) => Contract::from_str_name(&format!("CONTRACT_{}", c.to_ascii_uppercase()))
+            .ok_or_else(|| Error::invalid(format!("contract {c:?} is not native or seed"))),
+    }
 }
 
 /// Parses a duration: proto JSON (`"5s"`, `"0.250s"`) or humantime (`"250ms"`, `"1m"`).
@@ -116,7 +130,7 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-fn fmt_proto_duration(d: &prost_types::Duration) -> String {
+pub(super) fn fmt_proto_duration(d: &prost_types::Duration) -> String {
     fmt_duration(Duration::try_from(*d).unwrap_or_default())
 }
 
@@ -146,20 +160,48 @@ fn put_payload(obj: &mut Map<String, Value>, content_type: Option<&str>, payload
 /// The JSON of a successful Invoke.
 pub fn answer(a: &Answer) -> Value {
     let r = &a.reply;
+    answered(
+        r.status,
+        r.content_type.as_deref(),
+        &r.payload,
+        a.request_id.to_string(),
+        a.elapsed,
+        r.exec_us.map(Duration::from_micros),
+    )
+}
+
+/// The JSON of a device's answer as the API carries it (`InvokeResponse`).
+pub fn response(r: &v1::InvokeResponse) -> Value {
+    let d = |d: &Option<prost_types::Duration>| d.and_then(|d| Duration::try_from(d).ok());
+    answered(
+        r.status,
+        Some(r.content_type.as_str()).filter(|c| !c.is_empty()),
+        &r.payload,
+        r.request_id.clone(),
+        d(&r.elapsed).unwrap_or_default(),
+        d(&r.device_time),
+    )
+}
+
+fn answered(
+    status: i32,
+    content_type: Option<&str>,
+    payload: &[u8],
+    request_id: String,
+    elapsed: Duration,
+    device_time: Option<Duration>,
+) -> Value {
     let mut obj = Map::new();
-    obj.insert("status".into(), r.status.into());
-    put_payload(&mut obj, r.content_type.as_deref(), &r.payload);
+    obj.insert("status".into(), status.into());
+    put_payload(&mut obj, content_type, payload);
     obj.insert(
         "contentType".into(),
-        r.content_type.clone().unwrap_or_default().into(),
+        content_type.unwrap_or_default().into(),
     );
-    obj.insert("requestId".into(), a.request_id.to_string().into());
-    obj.insert("elapsed".into(), fmt_duration(a.elapsed).into());
-    if let Some(us) = r.exec_us {
-        obj.insert(
-            "deviceTime".into(),
-            fmt_duration(Duration::from_micros(us)).into(),
-        );
+    obj.insert("requestId".into(), request_id.into());
+    obj.insert("elapsed".into(), fmt_duration(elapsed).into());
+    if let Some(d) = device_time {
+        obj.insert("deviceTime".into(), fmt_duration(d).into());
     }
     Value::Object(obj)
 }

@@ -4,10 +4,12 @@
 //! - `POST /v1/devices/{target}/methods/{method}`: Invoke
 //! - `GET /v1/devices`, `GET /v1/devices/{target}`: ListDevices, GetDevice
 //! - `GET /v1/devices/{target}/events`, `GET /v1/events?target=`: WatchDevice as Server-Sent Events
+//! - `POST /v1/invoke-many`: InvokeMany as NDJSON (or Server-Sent Events)
 //! - `GET /metrics`: Prometheus text
 
 pub mod error;
 pub mod extract;
+mod fanout;
 pub mod json;
 mod sse;
 
@@ -47,6 +49,7 @@ pub fn router(core: Arc<Gateway>) -> Router {
         .route("/v1/devices/{target}", get(get_device))
         .route("/v1/devices/{target}/events", get(sse::device_events))
         .route("/v1/events", get(sse::events))
+        .route("/v1/invoke-many", post(fanout::invoke_many))
         .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(core)
