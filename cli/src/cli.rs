@@ -123,6 +123,11 @@ pub enum Command {
     /// Run METHOD on device TARGET and print the device's answer.
     #[command(after_help = main_help())]
     Invoke(InvokeArgs),
+    /// Run METHOD on many devices (a glob, or ids from a file), paced and
+    /// bounded: a progress bar, then a summary table. Exit 0 when every
+    /// device answered with a 2xx/3xx status, 1 otherwise.
+    #[command(name = "invoke-many", after_help = INVOKE_MANY_HELP)]
+    InvokeMany(InvokeManyArgs),
     /// Stream presence changes, invocation outcomes and (with --events)
     /// device events until Ctrl-C.
     Watch(WatchArgs),
@@ -212,6 +217,17 @@ impl From<CompletionShell> for Shell {
     }
 }
 
+/// The payload flags of `invoke` and `invoke-many`.
+#[derive(Debug, Args)]
+pub struct PayloadArgs {
+    /// Payload text to send.
+    #[arg(long, value_name = "TEXT", conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+    /// Read the payload from a file ('-' = stdin).
+    #[arg(long, value_name = "PATH")]
+    pub payload_file: Option<PathBuf>,
+}
+
 /// `thingcall invoke`.
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
@@ -219,12 +235,8 @@ pub struct InvokeArgs {
     pub target: String,
     /// Method name.
     pub method: String,
-    /// Payload text to send.
-    #[arg(long, value_name = "TEXT", conflicts_with = "payload_file")]
-    pub payload: Option<String>,
-    /// Read the payload from a file ('-' = stdin).
-    #[arg(long, value_name = "PATH")]
-    pub payload_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub body: PayloadArgs,
     /// How long to wait for the device's answer.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -248,6 +260,91 @@ pub struct InvokeArgs {
     /// output carries them anyway).
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// Under `thingcall invoke-many --help`.
+const INVOKE_MANY_HELP: &str = "\
+Examples:
+  thingcall invoke-many 'pump-*' reboot --rate 100 --max-concurrency 50
+  thingcall invoke-many @meters.txt read --offline skip --abort 0.1,20
+  thingcall invoke-many 'valve-*' close --rate 200 --ramp 10,2,50 --idempotency-key close-2026-12
+
+With -o json: one object per line, {\"result\": {...}} per device as its call
+ends, then {\"summary\": {...}} (the HTTP API's NDJSON shapes).";
+
+/// `thingcall invoke-many`.
+#[derive(Debug, Args)]
+pub struct InvokeManyArgs {
+    /// A glob over the devices the gateway knows ('pump-*', '?' for one
+    /// character), or @FILE with one device id per line ('@-' = stdin).
+    pub targets: String,
+    /// Method name.
+    pub method: String,
+    #[command(flatten)]
+    pub body: PayloadArgs,
+    /// How long each device has to answer.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Devices not online: `report` them as DEVICE_OFFLINE, `skip` them
+    /// (listed as not attempted), or `wait` up to --connect-timeout.
+    #[arg(long, value_name = "POLICY", default_value = "report", value_parser = ["report", "skip", "wait"])]
+    pub offline: String,
+    /// With --offline wait: how long each device may take to come online.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Calls in flight at once (the gateway caps all fan-outs together at
+    /// half of its --max-in-flight).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_concurrency: u32,
+    /// Calls started per second (0 = as fast as --max-concurrency allows).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 0.0)]
+    pub rate: f64,
+    /// Ramp up to --rate: START,FACTOR,STEP starts at START calls/s and
+    /// multiplies the rate by FACTOR after every STEP successes.
+    #[arg(long, value_name = "START,FACTOR,STEP", value_parser = parse_ramp)]
+    pub ramp: Option<(f64, f64, u32)>,
+    /// Stop starting calls when more than RATIO of at least MIN results
+    /// failed, e.g. 0.1,20.
+    #[arg(long, value_name = "RATIO,MIN", value_parser = parse_abort)]
+    pub abort: Option<(f64, u32)>,
+    /// Makes per-device keys KEY:DEVICE, so running the same command again
+    /// runs each device at most once (within the gateway's
+    /// --idempotency-window).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// MIME type of the payload.
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// Metadata forwarded to every device as MQTT user properties (repeatable).
+    #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub metadata: Vec<(String, String)>,
+    /// MQTT contract the devices speak: `native` or `seed`.
+    #[arg(long, value_name = "CONTRACT", value_parser = ["native", "seed"])]
+    pub contract: Option<String>,
+}
+
+/// `START,FACTOR,STEP` of --ramp.
+fn parse_ramp(s: &str) -> Result<(f64, f64, u32), String> {
+    let bad = || format!("expected START,FACTOR,STEP such as 10,2,50, got {s:?}");
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [start, factor, step] = parts[..] else {
+        return Err(bad());
+    };
+    Ok((
+        start.parse().map_err(|_| bad())?,
+        factor.parse().map_err(|_| bad())?,
+        step.parse().map_err(|_| bad())?,
+    ))
+}
+
+/// `RATIO,MIN` of --abort.
+fn parse_abort(s: &str) -> Result<(f64, u32), String> {
+    let bad = || format!("expected RATIO,MIN such as 0.1,20, got {s:?}");
+    let (ratio, min) = s.split_once(',').ok_or_else(bad)?;
+    Ok((
+        ratio.trim().parse().map_err(|_| bad())?,
+        min.trim().parse().map_err(|_| bad())?,
+    ))
 }
 
 /// `thingcall watch`.

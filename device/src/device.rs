@@ -218,6 +218,11 @@ impl DeviceHandle {
         &self.shared.opts.id
     }
 
+    /// The wire contract it speaks: only a native device announces presence.
+    pub fn contract(&self) -> Contract {
+        self.shared.opts.contract
+    }
+
     /// Resolves once the device is subscribed to its requests AND its
     /// retained online presence was acknowledged by the broker (a seed
     /// device: once subscribed), i.e. once a request sent now will be served. Resolves again after each reconnect;

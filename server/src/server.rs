@@ -311,10 +311,14 @@ impl Running {
         self.auth.as_ref().and_then(|a| a.jwks_loads())
     }
 
-    /// Waits until every demo device is online.
+    /// Waits until every demo device is online, and the native ones are
+    /// online in the gateway's own view (listed, callable by glob).
     pub async fn wait_demo_online(&self) {
         for d in &self.demo {
             d.wait_online().await;
+            if d.contract() == thingcall_device::Contract::Native {
+                self.gateway.wait_seen_online(d.id()).await;
+            }
         }
     }
 

@@ -25,8 +25,8 @@ fn invoke_defaults() {
     let a = invoke(&["invoke", "demo-1", "echo"]);
     assert_eq!(a.target, "demo-1");
     assert_eq!(a.method, "echo");
-    assert_eq!(a.payload, None);
-    assert_eq!(a.payload_file, None);
+    assert_eq!(a.body.payload, None);
+    assert_eq!(a.body.payload_file, None);
     assert_eq!(a.timeout, Duration::from_secs(5));
     assert_eq!(a.connect_timeout, Duration::ZERO);
     assert_eq!(a.content_type, None);
@@ -57,7 +57,7 @@ fn invoke_all_flags() {
         "k1",
         "-v",
     ]);
-    assert_eq!(a.payload.as_deref(), Some("hello"));
+    assert_eq!(a.body.payload.as_deref(), Some("hello"));
     assert_eq!(a.timeout, Duration::from_secs(90));
     assert_eq!(a.connect_timeout, Duration::from_millis(250));
     assert_eq!(a.content_type.as_deref(), Some("text/plain"));
@@ -75,7 +75,7 @@ fn invoke_all_flags() {
 #[test]
 fn invoke_payload_file_dash_is_stdin() {
     let a = invoke(&["invoke", "d", "m", "--payload-file", "-"]);
-    assert_eq!(a.payload_file, Some(PathBuf::from("-")));
+    assert_eq!(a.body.payload_file, Some(PathBuf::from("-")));
 }
 
 #[test]

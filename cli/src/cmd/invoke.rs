@@ -10,7 +10,7 @@ use thingcall_client::{exit, CallError};
 use tonic::Code;
 
 use super::{write_stdout, Failure};
-use crate::cli::{InvokeArgs, Output};
+use crate::cli::{InvokeArgs, Output, PayloadArgs};
 use crate::format::{reply as reply_format, time};
 use crate::progress;
 
@@ -27,7 +27,7 @@ pub async fn run(
     output: Output,
 ) -> Result<u8, Failure> {
     let verbose = args.verbose;
-    let payload = read_payload(&args)?;
+    let payload = read_payload(&args.body)?;
     let budget = args
         .timeout
         .saturating_add(args.connect_timeout)
@@ -77,7 +77,7 @@ pub async fn run(
 }
 
 /// `--payload`, `--payload-file PATH`, `--payload-file -` (stdin), or empty.
-fn read_payload(args: &InvokeArgs) -> Result<Vec<u8>, Failure> {
+pub fn read_payload(args: &PayloadArgs) -> Result<Vec<u8>, Failure> {
     if let Some(text) = &args.payload {
         return Ok(text.as_bytes().to_vec());
     }
@@ -163,7 +163,7 @@ mod tests {
             "--idempotency-key",
             "id-1",
         ]);
-        let payload = read_payload(&a).unwrap();
+        let payload = read_payload(&a.body).unwrap();
         let req = request(a, payload).unwrap();
         assert_eq!(req.target, "demo-1");
         assert_eq!(req.method, "echo");
@@ -192,14 +192,14 @@ mod tests {
         let path = std::env::temp_dir().join(format!("thingcall-test-{}", std::process::id()));
         std::fs::write(&path, b"\x00\x01bin\n").unwrap();
         let a = args(&["--payload-file", path.to_str().unwrap()]);
-        assert_eq!(read_payload(&a).unwrap(), b"\x00\x01bin\n");
+        assert_eq!(read_payload(&a.body).unwrap(), b"\x00\x01bin\n");
         std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
     fn missing_payload_file_is_a_usage_error() {
         let a = args(&["--payload-file", "/nonexistent/thingcall/payload"]);
-        match read_payload(&a) {
+        match read_payload(&a.body) {
             Err(Failure::Local { exit, message, .. }) => {
                 assert_eq!(exit, 2);
                 assert!(message.contains("/nonexistent/thingcall/payload"));

@@ -5,6 +5,7 @@
 mod completions;
 mod devices;
 mod invoke;
+mod invoke_many;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -205,6 +206,7 @@ fn tls_options(cli: &Cli) -> Result<TlsOptions, Failure> {
 async fn command(command: Command, gateway: &Gateway<'_>, output: Output) -> Result<u8, Failure> {
     match command {
         Command::Invoke(args) => invoke::run(gateway, args, output).await,
+        Command::InvokeMany(args) => invoke_many::run(gateway, args, output).await,
         Command::Watch(args) => watch::run(gateway, args, output).await,
         Command::Devices(args) => devices::list(gateway, args, output).await,
         Command::Device(args) => devices::show(gateway, args, output).await,

@@ -4,6 +4,7 @@
 pub mod device;
 pub mod error;
 pub mod event;
+pub mod fanout;
 pub mod reply;
 pub mod table;
 pub mod time;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use thingcall_proto::v1::device_gateway_client::DeviceGatewayClient;
 use thingcall_proto::v1::{
-    Device, DeviceEvent, GetDeviceRequest, InvokeRequest, InvokeResponse, ListDevicesRequest,
-    WatchDeviceRequest,
+    Device, DeviceEvent, GetDeviceRequest, InvokeManyEvent, InvokeManyRequest, InvokeRequest,
+    InvokeResponse, ListDevicesRequest, WatchDeviceRequest,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -149,6 +149,18 @@ impl Client {
     pub async fn invoke(&mut self, req: InvokeRequest) -> Result<InvokeResponse, CallError> {
         let req = self.request(req);
         Ok(self.inner.invoke(req).await?.into_inner())
+    }
+
+    /// Runs one method on many devices (`req.targets`, or the glob
+    /// `req.pattern`): one `result` event per device as its call ends, then
+    /// a `summary`. Dropping the stream cancels the fan-out: the gateway
+    /// starts no more calls. Read it with [`tonic::Streaming::message`].
+    pub async fn invoke_many(
+        &mut self,
+        req: InvokeManyRequest,
+    ) -> Result<tonic::Streaming<InvokeManyEvent>, CallError> {
+        let req = self.request(req);
+        Ok(self.inner.invoke_many(req).await?.into_inner())
     }
 
     /// One device's presence as the gateway last saw it.

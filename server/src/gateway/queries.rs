@@ -28,6 +28,17 @@ impl Gateway {
             .ok_or_else(|| Error::DeviceNotFound(id.into()))
     }
 
+    /// Waits until the registry shows device `id` online: a device that
+    /// says it is online is not yet one the gateway can list or call.
+    pub async fn wait_seen_online(&self, id: &str) {
+        let mut changes = self.presence_seq.subscribe();
+        while !self.registry.read().get(id).is_some_and(|s| s.online) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// A page of the devices matching `pattern` that `access` may see,
     /// after `page_token`.
     pub fn list_devices(
