@@ -44,6 +44,17 @@ key_call() { curl -s -XPOST localhost:8080/v1/devices/demo-1/methods/echo -d '{"
 first=$(key_call); again=$(key_call)
 python3 -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:]); assert a["status"]==200 and a["requestId"]==b["requestId"], (a,b)' "$first" "$again" || fail "idempotency key: $first / $again"
 curl -s localhost:8080/metrics | grep -qx 'thingcall_idempotent_replays_total 1' || fail "/metrics does not count the replay"
+# README "Fan-out": NDJSON over curl, and the CLI's table and exit code.
+out=$(curl -sN -XPOST localhost:8080/v1/invoke-many -d '{"pattern":"demo-*","method":"echo","payload":{"hi":1},"rate":10}')
+python3 -c '
+import json,sys
+lines=[json.loads(l) for l in sys.argv[1].splitlines()]
+assert [l["result"]["outcome"] for l in lines[:-1]]==["OK"]*3, lines
+assert lines[-1]["summary"]["succeeded"]==3 and lines[-1]["summary"]["ended"]=="COMPLETED", lines' "$out" || fail "curl invoke-many: $out"
+set +e; out=$("$bin/thingcall" invoke-many 'demo-*' fail); code=$?; set -e
+[ "$code" = 1 ] || fail "thingcall invoke-many fail exited $code: $out"
+echo "$out" | grep -q '^demo-3  DEVICE_STATUS_500  failed on purpose$' || fail "invoke-many table: $out"
+echo "$out" | grep -q '^3 devices, 3 called, 0 ok, 3 failed;' || fail "invoke-many totals: $out"
 events=$(timeout 3 curl -sN localhost:8080/v1/devices/demo-1/events || true)
 echo "$events" | grep -q '^event: presence' || fail "SSE stream: $events"
 echo "$events" | grep -q '"online":true' || fail "SSE presence: $events"
