@@ -116,6 +116,9 @@ async fn a_bad_fanout_is_refused_with_its_reason() {
     .await;
     assert_eq!(out.status.code(), Some(3), "INVALID_ARGUMENT's exit code");
     let stderr = text(&out.stderr);
-    assert!(stderr.starts_with("thingcall: INVALID_ARGUMENT: rate must be"), "{stderr}");
+    assert!(
+        stderr.starts_with("thingcall: INVALID_ARGUMENT: rate must be"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 }

@@ -541,3 +541,27 @@ async fn http_streams_ndjson_or_server_sent_events() {
     assert_eq!(text.matches("event: result\n").count(), 3, "{text}");
     assert_eq!(text.matches("event: summary\n").count(), 1, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_gateway_ends_the_fanout_with_its_summary() {
+    let mut h = Harness::start(Broker::Embedded).await.unwrap();
+    let (handlers, _stamps) = stamping();
+    let _ds = devices(&h, "stop", 5, &handlers).await;
+    // One call every 5 s: the stop comes while the fan-out waits for its pace.
+    let mut r = many(ids("stop", 5), "stamp");
+    r.rate = 0.2;
+    let mut s = h.client.clone().invoke_many(r).await.unwrap().into_inner();
+    let first = soon("the first result", s.next()).await.unwrap().unwrap();
+    assert!(matches!(first.kind, Some(Kind::Result(_))), "{first:?}");
+    let stop = tokio::spawn(h.gw.take().expect("running").stop());
+    let last = soon("the summary", s.next()).await.unwrap().unwrap();
+    match last.kind {
+        Some(Kind::Summary(sum)) => {
+            assert_eq!(sum.ended, "SHUTTING_DOWN");
+            assert_eq!((sum.targets, sum.attempted), (5, 1));
+            assert_eq!(sum.not_attempted["SHUTTING_DOWN"], 4);
+        }
+        other => panic!("{other:?}"),
+    }
+    soon("the stop", stop).await.unwrap();
+}

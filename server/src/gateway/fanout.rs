@@ -59,6 +59,7 @@ impl Gateway {
             calls: FuturesUnordered::new(),
             stop: None,
             cancelled: false,
+            draining: self.draining(),
         };
         tokio::spawn(driver.run());
         Ok(ReceiverStream::new(rx))
@@ -84,6 +85,9 @@ struct Driver {
     stop: Option<Skipped>,
     /// The caller went away: no more calls, no more events.
     cancelled: bool,
+    /// Turns true when the gateway drains: a fan-out waiting on its pace
+    /// stops at once rather than at its next slot.
+    draining: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Driver {
@@ -189,10 +193,14 @@ impl Driver {
             if self.stop.is_some() || self.cancelled {
                 return None;
             }
+            let mut draining = self.draining.clone();
             tokio::select! {
                 biased;
                 () = self.tx.closed() => {
                     self.cancelled = true;
+                }
+                _ = async { draining.wait_for(|d| *d).await.is_ok() } => {
+                    self.stop = Some(Skipped::ShuttingDown);
                 }
                 Some(done) = self.calls.next(), if !self.calls.is_empty() => {
                     self.finished(done).await;
