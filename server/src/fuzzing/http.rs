@@ -1,4 +1,4 @@
-//! The HTTP/JSON invoke body and the seed `GET /invoke` query.
+//! The HTTP/JSON invoke and invoke-many bodies and the seed `GET /invoke` query.
 
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use crate::validate;
 /// broker profiles; a JSON `payload` travels as that same JSON value; and
 /// every refusal maps to a 4xx answer.
 pub fn http_json(data: &[u8]) {
+    invoke_many_body(data);
     let req = match json::invoke_request("pump-7".into(), "read".into(), data) {
         Ok(req) => req,
         Err(e) => {
@@ -60,6 +61,29 @@ pub fn http_json(data: &[u8]) {
                 assert_client_error(ApiError(e, None));
             }
         }
+    }
+}
+
+/// The same bytes as the body of `POST /v1/invoke-many`: refused as
+/// `INVALID_ARGUMENT`, or a request the core plans or refuses as bad input
+/// (never anything else, never a panic).
+fn invoke_many_body(data: &[u8]) {
+    let req = match crate::api::http::invoke_many_request(data) {
+        Ok(req) => req,
+        Err(e) => {
+            assert_eq!(e.reason(), Reason::InvalidArgument, "body refused as {e}");
+            assert_client_error(ApiError(e, None));
+            return;
+        }
+    };
+    let cfg = rig::config(BrokerLimits::default());
+    if let Err(e) = crate::fanout::plan::plan(req, &cfg, Instant::now(), None) {
+        let reason = e.reason();
+        assert!(
+            matches!(reason, Reason::InvalidArgument | Reason::PayloadTooLarge),
+            "a fan-out refused as {reason:?}: {e}"
+        );
+        assert_client_error(ApiError(e, None));
     }
 }
 

@@ -86,8 +86,8 @@ struct AbortBody {
     min_results: u32,
 }
 
-/// The body as the core's request.
-fn parse(body: &[u8]) -> Result<InvokeManyRequest, Error> {
+/// The body as the core's request (public for the fuzzing rig).
+pub fn parse(body: &[u8]) -> Result<InvokeManyRequest, Error> {
     let b: ManyBody =
         serde_json::from_slice(body).map_err(|e| Error::invalid(format!("request body: {e}")))?;
     let (payload, default_type) = json::payload(b.payload, b.payload_base64)?;

@@ -30,6 +30,8 @@ use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::telemetry::{Caller, Surface};
 pub use error::ApiError;
+#[doc(hidden)]
+pub use fanout::parse as invoke_many_request;
 use extract::{Path, Query};
 
 /// How an Invoke over HTTP/JSON names its span.
