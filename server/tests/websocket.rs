@@ -144,9 +144,13 @@ async fn the_embedded_broker_serves_websockets_on_request() {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no ws address in {line}"));
     let url = thingcall_proto::wire::BrokerUrl::parse(&format!("ws://{ws}/mqtt")).unwrap();
+    let mut c = DeviceGatewayClient::connect(gw.base()).await.unwrap();
+    // The process logs "listening" before its MQTT session is up: the
+    // device's presence reaching the gateway says the session is.
+    let mut watch = common::watch_synced(&c, "ws-bin-1", false).await;
     let d = spawn_device(DeviceOptions::at("ws-bin-1", &url), standard_methods());
     soon("device online over WebSockets", d.wait_online()).await;
-    let mut c = DeviceGatewayClient::connect(gw.base()).await.unwrap();
+    common::wait_presence(&mut watch, "ws-bin-1", true).await;
     let r = c
         .invoke(req("ws-bin-1", "echo", b"via the flag"))
         .await

@@ -30,9 +30,9 @@ use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::telemetry::{Caller, Surface};
 pub use error::ApiError;
+use extract::{Path, Query};
 #[doc(hidden)]
 pub use fanout::parse as invoke_many_request;
-use extract::{Path, Query};
 
 /// How an Invoke over HTTP/JSON names its span.
 const INVOKE: Surface = Surface {
