@@ -50,6 +50,7 @@
 
 pub mod broker_args;
 mod device;
+pub mod fds;
 mod handlers;
 mod methods;
 mod outbox;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Parser, ValueEnum};
 use thingcall_device::broker_args::BrokerArgs;
+use thingcall_device::fds;
 use thingcall_device::{spawn_device, standard_methods, DeviceHandle};
 use thingcall_device::{Contract, DeviceOptions, Handlers};
 use thingcall_proto::wire::{validate_id, Topics};
@@ -57,7 +58,9 @@ struct Cli {
     #[command(flatten)]
     broker: BrokerArgs,
     /// Number of devices named <ID_PREFIX>1..<ID_PREFIX>N (default 1 when no
-    /// --device-id is given).
+    /// --device-id is given). Each holds one connection: with the extra ids
+    /// they may number the open-file hard limit (`ulimit -Hn`) less 64; the
+    /// simulator raises its soft limit to the hard one at start.
     #[arg(long, env = "THINGCALL_DEVICES")]
     devices: Option<u32>,
     /// Prefix of the numbered device ids.
@@ -211,6 +214,13 @@ fn main() -> ExitCode {
         Ok(plan) => plan,
         Err(msg) => return usage_error(&msg),
     };
+    // One socket per device: take every file the hard limit allows, and
+    // refuse up front a count that could never all connect.
+    let open_files = fds::raise_open_file_limit();
+    if let Err(msg) = fds::check_device_count(plan.ids.len(), open_files) {
+        eprintln!("thingcall-sim: {msg}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -236,7 +246,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let traces = start_traces();
-        run(plan).await;
+        run(plan, open_files).await;
         if let Some(provider) = traces {
             // Flushes the last spans; blocking, so off the async workers.
             let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
@@ -275,11 +285,11 @@ fn usage_error(msg: &str) -> ExitCode {
 
 /// Starts every device, reports when all are online, and stops them all
 /// cleanly on Ctrl-C or SIGTERM.
-async fn run(plan: Plan) {
+async fn run(plan: Plan, open_files: u64) {
     let handlers = standard_methods();
     let mut devices = Vec::with_capacity(plan.ids.len());
     let mut stop = std::pin::pin!(stop_signal());
-    info!(devices = plan.ids.len(), broker = %plan.url, "starting devices");
+    info!(devices = plan.ids.len(), broker = %plan.url, open_files, "starting devices");
     let stopped_early = {
         let startup = start_all(&plan, &handlers, &mut devices);
         tokio::select! {

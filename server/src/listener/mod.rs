@@ -74,18 +74,9 @@ pub struct Limits {
 /// reconnects, log files and the runtime: a tenth of the limit, at least
 /// 128 and at most 1024 descriptors.
 pub fn default_max_connections() -> usize {
-    let limit = raise_open_file_limit();
+    let limit = thingcall_device::fds::raise_open_file_limit();
     let headroom = (limit / 10).clamp(128, 1024);
     limit.saturating_sub(headroom).max(1) as usize
-}
-
-/// Raises the soft open-file limit to the hard one, as servers do, and
-/// returns it (1024 when it cannot be read).
-fn raise_open_file_limit() -> u64 {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) => n,
-        Err(_) => rlimit::Resource::NOFILE.get_soft().unwrap_or(1024),
-    }
 }
 
 /// Serves `app` on `listener` until `stop` turns true, then closes every
