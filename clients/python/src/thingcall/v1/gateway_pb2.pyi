@@ -16,9 +16,20 @@ class Contract(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONTRACT_UNSPECIFIED: _ClassVar[Contract]
     CONTRACT_NATIVE: _ClassVar[Contract]
     CONTRACT_SEED: _ClassVar[Contract]
+
+class OfflinePolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OFFLINE_POLICY_UNSPECIFIED: _ClassVar[OfflinePolicy]
+    OFFLINE_POLICY_REPORT: _ClassVar[OfflinePolicy]
+    OFFLINE_POLICY_SKIP: _ClassVar[OfflinePolicy]
+    OFFLINE_POLICY_WAIT: _ClassVar[OfflinePolicy]
 CONTRACT_UNSPECIFIED: Contract
 CONTRACT_NATIVE: Contract
 CONTRACT_SEED: Contract
+OFFLINE_POLICY_UNSPECIFIED: OfflinePolicy
+OFFLINE_POLICY_REPORT: OfflinePolicy
+OFFLINE_POLICY_SKIP: OfflinePolicy
+OFFLINE_POLICY_WAIT: OfflinePolicy
 
 class InvokeRequest(_message.Message):
     __slots__ = ("target", "method", "payload", "timeout", "connect_timeout", "content_type", "idempotency_key", "metadata", "contract")
@@ -64,6 +75,137 @@ class InvokeResponse(_message.Message):
     elapsed: _duration_pb2.Duration
     device_time: _duration_pb2.Duration
     def __init__(self, status: _Optional[int] = ..., payload: _Optional[bytes] = ..., content_type: _Optional[str] = ..., request_id: _Optional[str] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., device_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class InvokeManyRequest(_message.Message):
+    __slots__ = ("targets", "pattern", "method", "payload", "timeout", "connect_timeout", "content_type", "metadata", "contract", "offline", "max_concurrency", "rate", "ramp", "abort", "idempotency_key")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    RAMP_FIELD_NUMBER: _ClassVar[int]
+    ABORT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    targets: _containers.RepeatedScalarFieldContainer[str]
+    pattern: str
+    method: str
+    payload: bytes
+    timeout: _duration_pb2.Duration
+    connect_timeout: _duration_pb2.Duration
+    content_type: str
+    metadata: _containers.ScalarMap[str, str]
+    contract: Contract
+    offline: OfflinePolicy
+    max_concurrency: int
+    rate: float
+    ramp: Ramp
+    abort: AbortPolicy
+    idempotency_key: str
+    def __init__(self, targets: _Optional[_Iterable[str]] = ..., pattern: _Optional[str] = ..., method: _Optional[str] = ..., payload: _Optional[bytes] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., connect_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., contract: _Optional[_Union[Contract, str]] = ..., offline: _Optional[_Union[OfflinePolicy, str]] = ..., max_concurrency: _Optional[int] = ..., rate: _Optional[float] = ..., ramp: _Optional[_Union[Ramp, _Mapping]] = ..., abort: _Optional[_Union[AbortPolicy, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class Ramp(_message.Message):
+    __slots__ = ("start_rate", "factor", "step_successes")
+    START_RATE_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
+    STEP_SUCCESSES_FIELD_NUMBER: _ClassVar[int]
+    start_rate: float
+    factor: float
+    step_successes: int
+    def __init__(self, start_rate: _Optional[float] = ..., factor: _Optional[float] = ..., step_successes: _Optional[int] = ...) -> None: ...
+
+class AbortPolicy(_message.Message):
+    __slots__ = ("failure_ratio", "min_results")
+    FAILURE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MIN_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    failure_ratio: float
+    min_results: int
+    def __init__(self, failure_ratio: _Optional[float] = ..., min_results: _Optional[int] = ...) -> None: ...
+
+class InvokeManyEvent(_message.Message):
+    __slots__ = ("result", "summary")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    result: DeviceResult
+    summary: InvokeManySummary
+    def __init__(self, result: _Optional[_Union[DeviceResult, _Mapping]] = ..., summary: _Optional[_Union[InvokeManySummary, _Mapping]] = ...) -> None: ...
+
+class DeviceResult(_message.Message):
+    __slots__ = ("device", "outcome", "response", "message", "request_id", "elapsed")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    outcome: str
+    response: InvokeResponse
+    message: str
+    request_id: str
+    elapsed: _duration_pb2.Duration
+    def __init__(self, device: _Optional[str] = ..., outcome: _Optional[str] = ..., response: _Optional[_Union[InvokeResponse, _Mapping]] = ..., message: _Optional[str] = ..., request_id: _Optional[str] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class InvokeManySummary(_message.Message):
+    __slots__ = ("targets", "attempted", "succeeded", "failed", "outcomes", "p50", "p99", "not_attempted", "not_attempted_devices", "ended", "elapsed")
+    class OutcomesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class NotAttemptedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTED_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    P50_FIELD_NUMBER: _ClassVar[int]
+    P99_FIELD_NUMBER: _ClassVar[int]
+    NOT_ATTEMPTED_FIELD_NUMBER: _ClassVar[int]
+    NOT_ATTEMPTED_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_FIELD_NUMBER: _ClassVar[int]
+    targets: int
+    attempted: int
+    succeeded: int
+    failed: int
+    outcomes: _containers.ScalarMap[str, int]
+    p50: _duration_pb2.Duration
+    p99: _duration_pb2.Duration
+    not_attempted: _containers.ScalarMap[str, int]
+    not_attempted_devices: _containers.RepeatedCompositeFieldContainer[NotAttempted]
+    ended: str
+    elapsed: _duration_pb2.Duration
+    def __init__(self, targets: _Optional[int] = ..., attempted: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., outcomes: _Optional[_Mapping[str, int]] = ..., p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., not_attempted: _Optional[_Mapping[str, int]] = ..., not_attempted_devices: _Optional[_Iterable[_Union[NotAttempted, _Mapping]]] = ..., ended: _Optional[str] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class NotAttempted(_message.Message):
+    __slots__ = ("device", "reason")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    reason: str
+    def __init__(self, device: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GetDeviceRequest(_message.Message):
     __slots__ = ("target",)

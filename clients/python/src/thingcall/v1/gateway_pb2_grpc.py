@@ -40,6 +40,11 @@ class DeviceGatewayStub(object):
                 request_serializer=thingcall_dot_v1_dot_gateway__pb2.InvokeRequest.SerializeToString,
                 response_deserializer=thingcall_dot_v1_dot_gateway__pb2.InvokeResponse.FromString,
                 _registered_method=True)
+        self.InvokeMany = channel.unary_stream(
+                '/thingcall.v1.DeviceGateway/InvokeMany',
+                request_serializer=thingcall_dot_v1_dot_gateway__pb2.InvokeManyRequest.SerializeToString,
+                response_deserializer=thingcall_dot_v1_dot_gateway__pb2.InvokeManyEvent.FromString,
+                _registered_method=True)
         self.WatchDevice = channel.unary_stream(
                 '/thingcall.v1.DeviceGateway/WatchDevice',
                 request_serializer=thingcall_dot_v1_dot_gateway__pb2.WatchDeviceRequest.SerializeToString,
@@ -64,6 +69,17 @@ class DeviceGatewayServicer(object):
     def Invoke(self, request, context):
         """Run one method on one device and return its answer, or a precise error
         (google.rpc.ErrorInfo reason: DEVICE_OFFLINE, DEVICE_TIMEOUT, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InvokeMany(self, request, context):
+        """Run one method on many devices (a list, or a glob over known devices):
+        one result per device as its call ends, then a summary. Paced by a rate
+        (with an optional ramp) and a concurrency limit, stopped by an abort
+        threshold or by the caller going away; calls already sent are never
+        retried behind the caller's back.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,6 +113,11 @@ def add_DeviceGatewayServicer_to_server(servicer, server):
                     servicer.Invoke,
                     request_deserializer=thingcall_dot_v1_dot_gateway__pb2.InvokeRequest.FromString,
                     response_serializer=thingcall_dot_v1_dot_gateway__pb2.InvokeResponse.SerializeToString,
+            ),
+            'InvokeMany': grpc.unary_stream_rpc_method_handler(
+                    servicer.InvokeMany,
+                    request_deserializer=thingcall_dot_v1_dot_gateway__pb2.InvokeManyRequest.FromString,
+                    response_serializer=thingcall_dot_v1_dot_gateway__pb2.InvokeManyEvent.SerializeToString,
             ),
             'WatchDevice': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchDevice,
@@ -142,6 +163,33 @@ class DeviceGateway(object):
             '/thingcall.v1.DeviceGateway/Invoke',
             thingcall_dot_v1_dot_gateway__pb2.InvokeRequest.SerializeToString,
             thingcall_dot_v1_dot_gateway__pb2.InvokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InvokeMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/thingcall.v1.DeviceGateway/InvokeMany',
+            thingcall_dot_v1_dot_gateway__pb2.InvokeManyRequest.SerializeToString,
+            thingcall_dot_v1_dot_gateway__pb2.InvokeManyEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file thingcall/v1/gateway.proto.
  */
 export const file_thingcall_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("Chp0aGluZ2NhbGwvdjEvZ2F0ZXdheS5wcm90bxIMdGhpbmdjYWxsLnYxIucCCg1JbnZva2VSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCRIOCgZtZXRob2QYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBIqCgd0aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2Nvbm5lY3RfdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxjb250ZW50X3R5cGUYBiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJEjsKCG1ldGFkYXRhGAggAygLMikudGhpbmdjYWxsLnYxLkludm9rZVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIoCghjb250cmFjdBgJIAEoDjIWLnRoaW5nY2FsbC52MS5Db250cmFjdBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitwEKDkludm9rZVJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoBRIPCgdwYXlsb2FkGAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJEioKB2VsYXBzZWQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZGV2aWNlX3RpbWUYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iIgoQR2V0RGV2aWNlUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiSwoSTGlzdERldmljZXNSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChNMaXN0RGV2aWNlc1Jlc3BvbnNlEiUKB2RldmljZXMYASADKAsyFC50aGluZ2NhbGwudjEuRGV2aWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChJXYXRjaERldmljZVJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJEhYKDmluY2x1ZGVfZXZlbnRzGAIgASgIInEKBkRldmljZRIKCgJpZBgBIAEoCRIOCgZvbmxpbmUYAiABKAgSDwoHbWV0aG9kcxgDIAMoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2Vzc2lvbhgFIAEoCSLYAgoLRGV2aWNlRXZlbnQSDgoGZGV2aWNlGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKCHByZXNlbmNlGAMgASgLMhQudGhpbmdjYWxsLnYxLkRldmljZUgAEiYKBnN5bmNlZBgEIAEoCzIULnRoaW5nY2FsbC52MS5TeW5jZWRIABI1CgppbnZvY2F0aW9uGAUgASgLMh8udGhpbmdjYWxsLnYxLkludm9jYXRpb25PdXRjb21lSAASJgoGbGFnZ2VkGAYgASgLMhQudGhpbmdjYWxsLnYxLkxhZ2dlZEgAEiwKBWV2ZW50GAcgASgLMhsudGhpbmdjYWxsLnYxLkRldmljZU1lc3NhZ2VIABIoCgdjbG9zaW5nGAggASgLMhUudGhpbmdjYWxsLnYxLkNsb3NpbmdIAEIGCgRraW5kIhkKBlN5bmNlZBIPCgdkZXZpY2VzGAEgASgNIoQBChFJbnZvY2F0aW9uT3V0Y29tZRIOCgZtZXRob2QYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIPCgdvdXRjb21lGAMgASgJEg4KBnN0YXR1cxgEIAEoBRIqCgdlbGFwc2VkGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhkKBkxhZ2dlZBIPCgdkcm9wcGVkGAEgASgEIhkKB0Nsb3NpbmcSDgoGcmVhc29uGAEgASgJIkQKDURldmljZU1lc3NhZ2USDAoEbmFtZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSpMCghDb250cmFjdBIYChRDT05UUkFDVF9VTlNQRUNJRklFRBAAEhMKD0NPTlRSQUNUX05BVElWRRABEhEKDUNPTlRSQUNUX1NFRUQQAjK5AgoNRGV2aWNlR2F0ZXdheRJDCgZJbnZva2USGy50aGluZ2NhbGwudjEuSW52b2tlUmVxdWVzdBocLnRoaW5nY2FsbC52MS5JbnZva2VSZXNwb25zZRJMCgtXYXRjaERldmljZRIgLnRoaW5nY2FsbC52MS5XYXRjaERldmljZVJlcXVlc3QaGS50aGluZ2NhbGwudjEuRGV2aWNlRXZlbnQwARJBCglHZXREZXZpY2USHi50aGluZ2NhbGwudjEuR2V0RGV2aWNlUmVxdWVzdBoULnRoaW5nY2FsbC52MS5EZXZpY2USUgoLTGlzdERldmljZXMSIC50aGluZ2NhbGwudjEuTGlzdERldmljZXNSZXF1ZXN0GiEudGhpbmdjYWxsLnYxLkxpc3REZXZpY2VzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chp0aGluZ2NhbGwvdjEvZ2F0ZXdheS5wcm90bxIMdGhpbmdjYWxsLnYxIucCCg1JbnZva2VSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCRIOCgZtZXRob2QYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBIqCgd0aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2Nvbm5lY3RfdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxjb250ZW50X3R5cGUYBiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJEjsKCG1ldGFkYXRhGAggAygLMikudGhpbmdjYWxsLnYxLkludm9rZVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIoCghjb250cmFjdBgJIAEoDjIWLnRoaW5nY2FsbC52MS5Db250cmFjdBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitwEKDkludm9rZVJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoBRIPCgdwYXlsb2FkGAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJEioKB2VsYXBzZWQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZGV2aWNlX3RpbWUYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iogQKEUludm9rZU1hbnlSZXF1ZXN0Eg8KB3RhcmdldHMYASADKAkSDwoHcGF0dGVybhgCIAEoCRIOCgZtZXRob2QYAyABKAkSDwoHcGF5bG9hZBgEIAEoDBIqCgd0aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2Nvbm5lY3RfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxjb250ZW50X3R5cGUYByABKAkSPwoIbWV0YWRhdGEYCCADKAsyLS50aGluZ2NhbGwudjEuSW52b2tlTWFueVJlcXVlc3QuTWV0YWRhdGFFbnRyeRIoCghjb250cmFjdBgJIAEoDjIWLnRoaW5nY2FsbC52MS5Db250cmFjdBIsCgdvZmZsaW5lGAogASgOMhsudGhpbmdjYWxsLnYxLk9mZmxpbmVQb2xpY3kSFwoPbWF4X2NvbmN1cnJlbmN5GAsgASgNEgwKBHJhdGUYDCABKAESIAoEcmFtcBgNIAEoCzISLnRoaW5nY2FsbC52MS5SYW1wEigKBWFib3J0GA4gASgLMhkudGhpbmdjYWxsLnYxLkFib3J0UG9saWN5EhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQgoEUmFtcBISCgpzdGFydF9yYXRlGAEgASgBEg4KBmZhY3RvchgCIAEoARIWCg5zdGVwX3N1Y2Nlc3NlcxgDIAEoDSI5CgtBYm9ydFBvbGljeRIVCg1mYWlsdXJlX3JhdGlvGAEgASgBEhMKC21pbl9yZXN1bHRzGAIgASgNInsKD0ludm9rZU1hbnlFdmVudBIsCgZyZXN1bHQYASABKAsyGi50aGluZ2NhbGwudjEuRGV2aWNlUmVzdWx0SAASMgoHc3VtbWFyeRgCIAEoCzIfLnRoaW5nY2FsbC52MS5JbnZva2VNYW55U3VtbWFyeUgAQgYKBGtpbmQisAEKDERldmljZVJlc3VsdBIOCgZkZXZpY2UYASABKAkSDwoHb3V0Y29tZRgCIAEoCRIuCghyZXNwb25zZRgDIAEoCzIcLnRoaW5nY2FsbC52MS5JbnZva2VSZXNwb25zZRIPCgdtZXNzYWdlGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSKgoHZWxhcHNlZBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKRBAoRSW52b2tlTWFueVN1bW1hcnkSDwoHdGFyZ2V0cxgBIAEoDRIRCglhdHRlbXB0ZWQYAiABKA0SEQoJc3VjY2VlZGVkGAMgASgNEg4KBmZhaWxlZBgEIAEoDRI/CghvdXRjb21lcxgFIAMoCzItLnRoaW5nY2FsbC52MS5JbnZva2VNYW55U3VtbWFyeS5PdXRjb21lc0VudHJ5EiYKA3A1MBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgNwOTkYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SSAoNbm90X2F0dGVtcHRlZBgIIAMoCzIxLnRoaW5nY2FsbC52MS5JbnZva2VNYW55U3VtbWFyeS5Ob3RBdHRlbXB0ZWRFbnRyeRI5ChVub3RfYXR0ZW1wdGVkX2RldmljZXMYCSADKAsyGi50aGluZ2NhbGwudjEuTm90QXR0ZW1wdGVkEg0KBWVuZGVkGAogASgJEioKB2VsYXBzZWQYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aLwoNT3V0Y29tZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBGjMKEU5vdEF0dGVtcHRlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDToCOAEiLgoMTm90QXR0ZW1wdGVkEg4KBmRldmljZRgBIAEoCRIOCgZyZWFzb24YAiABKAkiIgoQR2V0RGV2aWNlUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiSwoSTGlzdERldmljZXNSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChNMaXN0RGV2aWNlc1Jlc3BvbnNlEiUKB2RldmljZXMYASADKAsyFC50aGluZ2NhbGwudjEuRGV2aWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChJXYXRjaERldmljZVJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJEhYKDmluY2x1ZGVfZXZlbnRzGAIgASgIInEKBkRldmljZRIKCgJpZBgBIAEoCRIOCgZvbmxpbmUYAiABKAgSDwoHbWV0aG9kcxgDIAMoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2Vzc2lvbhgFIAEoCSLYAgoLRGV2aWNlRXZlbnQSDgoGZGV2aWNlGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKCHByZXNlbmNlGAMgASgLMhQudGhpbmdjYWxsLnYxLkRldmljZUgAEiYKBnN5bmNlZBgEIAEoCzIULnRoaW5nY2FsbC52MS5TeW5jZWRIABI1CgppbnZvY2F0aW9uGAUgASgLMh8udGhpbmdjYWxsLnYxLkludm9jYXRpb25PdXRjb21lSAASJgoGbGFnZ2VkGAYgASgLMhQudGhpbmdjYWxsLnYxLkxhZ2dlZEgAEiwKBWV2ZW50GAcgASgLMhsudGhpbmdjYWxsLnYxLkRldmljZU1lc3NhZ2VIABIoCgdjbG9zaW5nGAggASgLMhUudGhpbmdjYWxsLnYxLkNsb3NpbmdIAEIGCgRraW5kIhkKBlN5bmNlZBIPCgdkZXZpY2VzGAEgASgNIoQBChFJbnZvY2F0aW9uT3V0Y29tZRIOCgZtZXRob2QYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIPCgdvdXRjb21lGAMgASgJEg4KBnN0YXR1cxgEIAEoBRIqCgdlbGFwc2VkGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhkKBkxhZ2dlZBIPCgdkcm9wcGVkGAEgASgEIhkKB0Nsb3NpbmcSDgoGcmVhc29uGAEgASgJIkQKDURldmljZU1lc3NhZ2USDAoEbmFtZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSpMCghDb250cmFjdBIYChRDT05UUkFDVF9VTlNQRUNJRklFRBAAEhMKD0NPTlRSQUNUX05BVElWRRABEhEKDUNPTlRSQUNUX1NFRUQQAip8Cg1PZmZsaW5lUG9saWN5Eh4KGk9GRkxJTkVfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVT0ZGTElORV9QT0xJQ1lfUkVQT1JUEAESFwoTT0ZGTElORV9QT0xJQ1lfU0tJUBACEhcKE09GRkxJTkVfUE9MSUNZX1dBSVQQAzKJAwoNRGV2aWNlR2F0ZXdheRJDCgZJbnZva2USGy50aGluZ2NhbGwudjEuSW52b2tlUmVxdWVzdBocLnRoaW5nY2FsbC52MS5JbnZva2VSZXNwb25zZRJOCgpJbnZva2VNYW55Eh8udGhpbmdjYWxsLnYxLkludm9rZU1hbnlSZXF1ZXN0Gh0udGhpbmdjYWxsLnYxLkludm9rZU1hbnlFdmVudDABEkwKC1dhdGNoRGV2aWNlEiAudGhpbmdjYWxsLnYxLldhdGNoRGV2aWNlUmVxdWVzdBoZLnRoaW5nY2FsbC52MS5EZXZpY2VFdmVudDABEkEKCUdldERldmljZRIeLnRoaW5nY2FsbC52MS5HZXREZXZpY2VSZXF1ZXN0GhQudGhpbmdjYWxsLnYxLkRldmljZRJSCgtMaXN0RGV2aWNlcxIgLnRoaW5nY2FsbC52MS5MaXN0RGV2aWNlc1JlcXVlc3QaIS50aGluZ2NhbGwudjEuTGlzdERldmljZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message thingcall.v1.InvokeRequest
@@ -145,6 +145,377 @@ export const InvokeResponseSchema: GenMessage<InvokeResponse> = /*@__PURE__*/
   messageDesc(file_thingcall_v1_gateway, 1);
 
 /**
+ * @generated from message thingcall.v1.InvokeManyRequest
+ */
+export type InvokeManyRequest = Message<"thingcall.v1.InvokeManyRequest"> & {
+  /**
+   * Device ids, each at most once (at most 100000); or else `pattern`.
+   *
+   * @generated from field: repeated string targets = 1;
+   */
+  targets: string[];
+
+  /**
+   * A glob over the devices the gateway knows (`*` any run, `?` one
+   * character; ListDevices' rules), taken in id order. Exactly one of
+   * `targets` and `pattern`.
+   *
+   * @generated from field: string pattern = 2;
+   */
+  pattern: string;
+
+  /**
+   * Method name, as in InvokeRequest.
+   *
+   * @generated from field: string method = 3;
+   */
+  method: string;
+
+  /**
+   * @generated from field: bytes payload = 4;
+   */
+  payload: Uint8Array;
+
+  /**
+   * Each call's reply deadline; default and maximum as for Invoke.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 5;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * With OFFLINE_POLICY_WAIT: how long each call waits for its device to
+   * come online.
+   *
+   * @generated from field: google.protobuf.Duration connect_timeout = 6;
+   */
+  connectTimeout?: Duration | undefined;
+
+  /**
+   * @generated from field: string content_type = 7;
+   */
+  contentType: string;
+
+  /**
+   * Forwarded to every device as MQTT user properties.
+   *
+   * @generated from field: map<string, string> metadata = 8;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * @generated from field: thingcall.v1.Contract contract = 9;
+   */
+  contract: Contract;
+
+  /**
+   * What a device that is offline (or unknown) when its turn comes gets.
+   *
+   * @generated from field: thingcall.v1.OfflinePolicy offline = 10;
+   */
+  offline: OfflinePolicy;
+
+  /**
+   * This fan-out's calls in flight at once; 0 = 16, at most 10000. The
+   * gateway's fan-out share (half of --max-in-flight, across fan-outs)
+   * caps it further.
+   *
+   * @generated from field: uint32 max_concurrency = 11;
+   */
+  maxConcurrency: number;
+
+  /**
+   * Calls started per second; 0 = as fast as max_concurrency allows.
+   *
+   * @generated from field: double rate = 12;
+   */
+  rate: number;
+
+  /**
+   * Start slower and speed up to `rate` (needs `rate`).
+   *
+   * @generated from field: thingcall.v1.Ramp ramp = 13;
+   */
+  ramp?: Ramp | undefined;
+
+  /**
+   * Stop starting calls when too many fail.
+   *
+   * @generated from field: thingcall.v1.AbortPolicy abort = 14;
+   */
+  abort?: AbortPolicy | undefined;
+
+  /**
+   * Each device's call gets the key `{key}:{device}`: a retried fan-out
+   * with the same key runs each device at most once within the gateway's
+   * --idempotency-window (devices already done get their outcome again).
+   * At most 127 bytes.
+   *
+   * @generated from field: string idempotency_key = 15;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message thingcall.v1.InvokeManyRequest.
+ * Use `create(InvokeManyRequestSchema)` to create a new message.
+ */
+export const InvokeManyRequestSchema: GenMessage<InvokeManyRequest> = /*@__PURE__*/
+  messageDesc(file_thingcall_v1_gateway, 2);
+
+/**
+ * An exponential ramp, as AWS IoT Jobs' rollout: start at `start_rate`
+ * calls/s and multiply the rate by `factor` after every `step_successes`
+ * successful calls, up to the request's `rate`.
+ *
+ * @generated from message thingcall.v1.Ramp
+ */
+export type Ramp = Message<"thingcall.v1.Ramp"> & {
+  /**
+   * @generated from field: double start_rate = 1;
+   */
+  startRate: number;
+
+  /**
+   * @generated from field: double factor = 2;
+   */
+  factor: number;
+
+  /**
+   * @generated from field: uint32 step_successes = 3;
+   */
+  stepSuccesses: number;
+};
+
+/**
+ * Describes the message thingcall.v1.Ramp.
+ * Use `create(RampSchema)` to create a new message.
+ */
+export const RampSchema: GenMessage<Ramp> = /*@__PURE__*/
+  messageDesc(file_thingcall_v1_gateway, 3);
+
+/**
+ * Abort when, after at least `min_results` results, more than
+ * `failure_ratio` of them failed (any outcome but OK). Calls in flight
+ * then finish and are reported; no more are started.
+ *
+ * @generated from message thingcall.v1.AbortPolicy
+ */
+export type AbortPolicy = Message<"thingcall.v1.AbortPolicy"> & {
+  /**
+   * @generated from field: double failure_ratio = 1;
+   */
+  failureRatio: number;
+
+  /**
+   * @generated from field: uint32 min_results = 2;
+   */
+  minResults: number;
+};
+
+/**
+ * Describes the message thingcall.v1.AbortPolicy.
+ * Use `create(AbortPolicySchema)` to create a new message.
+ */
+export const AbortPolicySchema: GenMessage<AbortPolicy> = /*@__PURE__*/
+  messageDesc(file_thingcall_v1_gateway, 4);
+
+/**
+ * One event of an InvokeMany stream: results, then one summary.
+ *
+ * @generated from message thingcall.v1.InvokeManyEvent
+ */
+export type InvokeManyEvent = Message<"thingcall.v1.InvokeManyEvent"> & {
+  /**
+   * @generated from oneof thingcall.v1.InvokeManyEvent.kind
+   */
+  kind: {
+    /**
+     * @generated from field: thingcall.v1.DeviceResult result = 1;
+     */
+    value: DeviceResult;
+    case: "result";
+  } | {
+    /**
+     * @generated from field: thingcall.v1.InvokeManySummary summary = 2;
+     */
+    value: InvokeManySummary;
+    case: "summary";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message thingcall.v1.InvokeManyEvent.
+ * Use `create(InvokeManyEventSchema)` to create a new message.
+ */
+export const InvokeManyEventSchema: GenMessage<InvokeManyEvent> = /*@__PURE__*/
+  messageDesc(file_thingcall_v1_gateway, 5);
+
+/**
+ * How one device's call ended.
+ *
+ * @generated from message thingcall.v1.DeviceResult
+ */
+export type DeviceResult = Message<"thingcall.v1.DeviceResult"> & {
+  /**
+   * @generated from field: string device = 1;
+   */
+  device: string;
+
+  /**
+   * "OK" (answered with a status below 400), "DEVICE_STATUS_{status}"
+   * (answered with 400 or more), or the error reason Invoke would give
+   * (DEVICE_TIMEOUT, DEVICE_OFFLINE, ...).
+   *
+   * @generated from field: string outcome = 2;
+   */
+  outcome: string;
+
+  /**
+   * The device's answer, when it answered.
+   *
+   * @generated from field: thingcall.v1.InvokeResponse response = 3;
+   */
+  response?: InvokeResponse | undefined;
+
+  /**
+   * Why, when it did not.
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+
+  /**
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+
+  /**
+   * Receipt of the call -> its end.
+   *
+   * @generated from field: google.protobuf.Duration elapsed = 6;
+   */
+  elapsed?: Duration | undefined;
+};
+
+/**
+ * Describes the message thingcall.v1.DeviceResult.
+ * Use `create(DeviceResultSchema)` to create a new message.
+ */
+export const DeviceResultSchema: GenMessage<DeviceResult> = /*@__PURE__*/
+  messageDesc(file_thingcall_v1_gateway, 6);
+
+/**
+ * The last event of an InvokeMany stream.
+ *
+ * @generated from message thingcall.v1.InvokeManySummary
+ */
+export type InvokeManySummary = Message<"thingcall.v1.InvokeManySummary"> & {
+  /**
+   * Devices selected.
+   *
+   * @generated from field: uint32 targets = 1;
+   */
+  targets: number;
+
+  /**
+   * Calls made (a result each).
+   *
+   * @generated from field: uint32 attempted = 2;
+   */
+  attempted: number;
+
+  /**
+   * Results with outcome OK.
+   *
+   * @generated from field: uint32 succeeded = 3;
+   */
+  succeeded: number;
+
+  /**
+   * The other results.
+   *
+   * @generated from field: uint32 failed = 4;
+   */
+  failed: number;
+
+  /**
+   * Results per outcome.
+   *
+   * @generated from field: map<string, uint32> outcomes = 5;
+   */
+  outcomes: { [key: string]: number };
+
+  /**
+   * Of the results' elapsed times.
+   *
+   * @generated from field: google.protobuf.Duration p50 = 6;
+   */
+  p50?: Duration | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Duration p99 = 7;
+   */
+  p99?: Duration | undefined;
+
+  /**
+   * Devices not called, per reason: OFFLINE (skipped), ABORTED,
+   * SHUTTING_DOWN.
+   *
+   * @generated from field: map<string, uint32> not_attempted = 8;
+   */
+  notAttempted: { [key: string]: number };
+
+  /**
+   * The first 1000 of them, with their reasons.
+   *
+   * @generated from field: repeated thingcall.v1.NotAttempted not_attempted_devices = 9;
+   */
+  notAttemptedDevices: NotAttempted[];
+
+  /**
+   * COMPLETED, ABORTED or SHUTTING_DOWN.
+   *
+   * @generated from field: string ended = 10;
+   */
+  ended: string;
+
+  /**
+   * @generated from field: google.protobuf.Duration elapsed = 11;
+   */
+  elapsed?: Duration | undefined;
+};
+
+/**
+ * Describes the message thingcall.v1.InvokeManySummary.
+ * Use `create(InvokeManySummarySchema)` to create a new message.
+ */
+export const InvokeManySummarySchema: GenMessage<InvokeManySummary> = /*@__PURE__*/
+  messageDesc(file_thingcall_v1_gateway, 7);
+
+/**
+ * @generated from message thingcall.v1.NotAttempted
+ */
+export type NotAttempted = Message<"thingcall.v1.NotAttempted"> & {
+  /**
+   * @generated from field: string device = 1;
+   */
+  device: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message thingcall.v1.NotAttempted.
+ * Use `create(NotAttemptedSchema)` to create a new message.
+ */
+export const NotAttemptedSchema: GenMessage<NotAttempted> = /*@__PURE__*/
+  messageDesc(file_thingcall_v1_gateway, 8);
+
+/**
  * @generated from message thingcall.v1.GetDeviceRequest
  */
 export type GetDeviceRequest = Message<"thingcall.v1.GetDeviceRequest"> & {
@@ -159,7 +530,7 @@ export type GetDeviceRequest = Message<"thingcall.v1.GetDeviceRequest"> & {
  * Use `create(GetDeviceRequestSchema)` to create a new message.
  */
 export const GetDeviceRequestSchema: GenMessage<GetDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 2);
+  messageDesc(file_thingcall_v1_gateway, 9);
 
 /**
  * @generated from message thingcall.v1.ListDevicesRequest
@@ -192,7 +563,7 @@ export type ListDevicesRequest = Message<"thingcall.v1.ListDevicesRequest"> & {
  * Use `create(ListDevicesRequestSchema)` to create a new message.
  */
 export const ListDevicesRequestSchema: GenMessage<ListDevicesRequest> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 3);
+  messageDesc(file_thingcall_v1_gateway, 10);
 
 /**
  * @generated from message thingcall.v1.ListDevicesResponse
@@ -216,7 +587,7 @@ export type ListDevicesResponse = Message<"thingcall.v1.ListDevicesResponse"> & 
  * Use `create(ListDevicesResponseSchema)` to create a new message.
  */
 export const ListDevicesResponseSchema: GenMessage<ListDevicesResponse> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 4);
+  messageDesc(file_thingcall_v1_gateway, 11);
 
 /**
  * @generated from message thingcall.v1.WatchDeviceRequest
@@ -242,7 +613,7 @@ export type WatchDeviceRequest = Message<"thingcall.v1.WatchDeviceRequest"> & {
  * Use `create(WatchDeviceRequestSchema)` to create a new message.
  */
 export const WatchDeviceRequestSchema: GenMessage<WatchDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 5);
+  messageDesc(file_thingcall_v1_gateway, 12);
 
 /**
  * @generated from message thingcall.v1.Device
@@ -285,7 +656,7 @@ export type Device = Message<"thingcall.v1.Device"> & {
  * Use `create(DeviceSchema)` to create a new message.
  */
 export const DeviceSchema: GenMessage<Device> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 6);
+  messageDesc(file_thingcall_v1_gateway, 13);
 
 /**
  * One event of a WatchDevice stream.
@@ -364,7 +735,7 @@ export type DeviceEvent = Message<"thingcall.v1.DeviceEvent"> & {
  * Use `create(DeviceEventSchema)` to create a new message.
  */
 export const DeviceEventSchema: GenMessage<DeviceEvent> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 7);
+  messageDesc(file_thingcall_v1_gateway, 14);
 
 /**
  * @generated from message thingcall.v1.Synced
@@ -383,7 +754,7 @@ export type Synced = Message<"thingcall.v1.Synced"> & {
  * Use `create(SyncedSchema)` to create a new message.
  */
 export const SyncedSchema: GenMessage<Synced> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 8);
+  messageDesc(file_thingcall_v1_gateway, 15);
 
 /**
  * @generated from message thingcall.v1.InvocationOutcome
@@ -424,7 +795,7 @@ export type InvocationOutcome = Message<"thingcall.v1.InvocationOutcome"> & {
  * Use `create(InvocationOutcomeSchema)` to create a new message.
  */
 export const InvocationOutcomeSchema: GenMessage<InvocationOutcome> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 9);
+  messageDesc(file_thingcall_v1_gateway, 16);
 
 /**
  * @generated from message thingcall.v1.Lagged
@@ -443,7 +814,7 @@ export type Lagged = Message<"thingcall.v1.Lagged"> & {
  * Use `create(LaggedSchema)` to create a new message.
  */
 export const LaggedSchema: GenMessage<Lagged> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 10);
+  messageDesc(file_thingcall_v1_gateway, 17);
 
 /**
  * @generated from message thingcall.v1.Closing
@@ -462,7 +833,7 @@ export type Closing = Message<"thingcall.v1.Closing"> & {
  * Use `create(ClosingSchema)` to create a new message.
  */
 export const ClosingSchema: GenMessage<Closing> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 11);
+  messageDesc(file_thingcall_v1_gateway, 18);
 
 /**
  * @generated from message thingcall.v1.DeviceMessage
@@ -489,7 +860,7 @@ export type DeviceMessage = Message<"thingcall.v1.DeviceMessage"> & {
  * Use `create(DeviceMessageSchema)` to create a new message.
  */
 export const DeviceMessageSchema: GenMessage<DeviceMessage> = /*@__PURE__*/
-  messageDesc(file_thingcall_v1_gateway, 12);
+  messageDesc(file_thingcall_v1_gateway, 19);
 
 /**
  * How a request reaches the device and its answer comes back.
@@ -528,6 +899,48 @@ export const ContractSchema: GenEnum<Contract> = /*@__PURE__*/
   enumDesc(file_thingcall_v1_gateway, 0);
 
 /**
+ * What InvokeMany does with a device that is not online.
+ *
+ * @generated from enum thingcall.v1.OfflinePolicy
+ */
+export enum OfflinePolicy {
+  /**
+   * OFFLINE_POLICY_REPORT.
+   *
+   * @generated from enum value: OFFLINE_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Its result is DEVICE_OFFLINE (or DEVICE_NOT_FOUND) at once, as an
+   * Invoke with no connect_timeout would give.
+   *
+   * @generated from enum value: OFFLINE_POLICY_REPORT = 1;
+   */
+  REPORT = 1,
+
+  /**
+   * Not called: counted in the summary's not_attempted as OFFLINE.
+   *
+   * @generated from enum value: OFFLINE_POLICY_SKIP = 2;
+   */
+  SKIP = 2,
+
+  /**
+   * Its call waits up to connect_timeout for the device to come online.
+   *
+   * @generated from enum value: OFFLINE_POLICY_WAIT = 3;
+   */
+  WAIT = 3,
+}
+
+/**
+ * Describes the enum thingcall.v1.OfflinePolicy.
+ */
+export const OfflinePolicySchema: GenEnum<OfflinePolicy> = /*@__PURE__*/
+  enumDesc(file_thingcall_v1_gateway, 1);
+
+/**
  * DeviceGateway runs methods on devices and reports their presence.
  *
  * @generated from service thingcall.v1.DeviceGateway
@@ -543,6 +956,20 @@ export const DeviceGateway: GenService<{
     methodKind: "unary";
     input: typeof InvokeRequestSchema;
     output: typeof InvokeResponseSchema;
+  },
+  /**
+   * Run one method on many devices (a list, or a glob over known devices):
+   * one result per device as its call ends, then a summary. Paced by a rate
+   * (with an optional ramp) and a concurrency limit, stopped by an abort
+   * threshold or by the caller going away; calls already sent are never
+   * retried behind the caller's back.
+   *
+   * @generated from rpc thingcall.v1.DeviceGateway.InvokeMany
+   */
+  invokeMany: {
+    methodKind: "server_streaming";
+    input: typeof InvokeManyRequestSchema;
+    output: typeof InvokeManyEventSchema;
   },
   /**
    * Current state of every matching device, then changes as they happen.
