@@ -233,11 +233,19 @@ impl Gateway {
     pub fn metrics_text(&self) -> String {
         let t = *self.tallies.borrow();
         let hub = self.hub.stats();
+        // One read guard, dropped before anything else: parking_lot's
+        // RwLock is fair, so a second `read()` in the same statement waits
+        // behind a writer that waits for the first (a deadlock under a
+        // presence burst).
+        let (devices_online, devices_unconfirmed, presence_synced) = {
+            let reg = self.registry.read();
+            (reg.online_count(), reg.unconfirmed_count(), reg.synced())
+        };
         let snapshot = Snapshot {
             in_flight: self.calls.len(),
-            devices_online: self.registry.read().online_count(),
-            devices_unconfirmed: self.registry.read().unconfirmed_count(),
-            presence_synced: self.registry.read().synced(),
+            devices_online,
+            devices_unconfirmed,
+            presence_synced,
             presence_waits: [
                 t.presence_waits_called,
                 t.presence_waits_offline,
