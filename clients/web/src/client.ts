@@ -6,20 +6,17 @@
  * {@link ThingcallError}.
  */
 import { create } from "@bufbuild/protobuf";
-import { DurationSchema, timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { createClient as createConnectClient } from "@connectrpc/connect";
 import type { Client as ConnectClient, Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 
-import { ThingcallError, toThingcallError } from "./errors.js";
-import {
-  Contract,
-  DeviceGateway,
-  InvokeRequestSchema,
-  type Device,
-  type DeviceEvent,
-} from "./gen/thingcall/v1/gateway_pb.js";
+import { contract, date, duration, metadata, ms, payload as body, utf8, type ContractName } from "./convert.js";
+import { toThingcallError } from "./errors.js";
+import { DeviceGateway, InvokeRequestSchema, type Device, type DeviceEvent } from "./gen/thingcall/v1/gateway_pb.js";
+import { invokeResult, type InvokeResult } from "./result.js";
+
+export type { ContractName } from "./convert.js";
+export type { InvokeResult } from "./result.js";
 
 /** Where the gateway is and who the caller is. */
 export interface ClientOptions {
@@ -37,9 +34,6 @@ export interface ClientOptions {
   fetch?: typeof globalThis.fetch;
 }
 
-/** How a device's answer comes back: the contract the device speaks. */
-export type ContractName = "native" | "seed";
-
 /** Options of one call; all optional, so new ones can join without breaking callers. */
 export interface InvokeOptions {
   /** Reply deadline in ms; the gateway's default (10 s) when absent. */
@@ -56,20 +50,6 @@ export interface InvokeOptions {
   contract?: ContractName;
   /** Cancels the call (the gateway stops waiting for it; keyed calls still run). */
   signal?: AbortSignal;
-}
-
-/** A device's answer. A device-reported failure (e.g. status 500) is a result, not an error. */
-export interface InvokeResult {
-  /** The device's own status, HTTP-like; 200 when it reports none. */
-  status: number;
-  payload: Uint8Array;
-  contentType: string;
-  /** The call's id, the one its log lines and trace carry. */
-  requestId: string;
-  /** Gateway receipt to reply, in ms. */
-  elapsedMs: number;
-  /** The device's reported execution time in ms, when it reported one. */
-  deviceTimeMs: number | undefined;
 }
 
 /** A device as the gateway last saw it. */
@@ -167,55 +147,6 @@ function bearer(token: ClientOptions["token"]): Interceptor {
   };
 }
 
-const encoder = new TextEncoder();
-
-/** A duration option in ms, refused locally when it cannot be one. */
-/** A lone UTF-16 surrogate: a string that has no UTF-8 form. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/**
- * `value` if it has a UTF-8 form. protobuf-es would encode a lone surrogate
- * as U+FFFD, silently naming another device or method; every other
- * surface refuses such input as INVALID_ARGUMENT, and so does this one,
- * before anything is sent.
- */
-function utf8(name: string, value: string): string {
-  if (LONE_SURROGATE.test(value)) {
-    throw ThingcallError.invalidArgument(`${name} is not valid Unicode (a lone surrogate)`);
-  }
-  return value;
-}
-
-function duration(name: string, ms: number | undefined): Duration | undefined {
-  if (ms === undefined) return undefined;
-  if (!Number.isFinite(ms) || ms < 0) {
-    throw ThingcallError.invalidArgument(`${name} must be a non-negative number of ms, got ${ms}`);
-  }
-  const seconds = Math.floor(ms / 1000);
-  return create(DurationSchema, {
-    seconds: BigInt(seconds),
-    nanos: Math.min(999_999_999, Math.round((ms - seconds * 1000) * 1e6)),
-  });
-}
-
-const CONTRACTS: Record<ContractName, Contract> = {
-  native: Contract.NATIVE,
-  seed: Contract.SEED,
-};
-
-function date(t: Timestamp | undefined): Date | undefined {
-  return t ? timestampDate(t) : undefined;
-}
-
-/**
- * Milliseconds with their fraction: protobuf-es's `durationMs` rounds to
- * whole ms, which would turn a 40 µs device time into 0 and hide the
- * latency breakdown of fast calls.
- */
-function ms(d: Duration | undefined): number | undefined {
-  return d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : undefined;
-}
-
 function deviceInfo(d: Device): DeviceInfo {
   return {
     id: d.id,
@@ -278,35 +209,18 @@ class GatewayClient implements Client {
     payload: Uint8Array | string = new Uint8Array(),
     options: InvokeOptions = {},
   ): Promise<InvokeResult> {
-    const text = typeof payload === "string";
-    const metadata: Record<string, string> = {};
-    for (const [k, v] of Object.entries(options.metadata ?? {})) {
-      metadata[utf8("metadata key", k)] = utf8(`metadata value of ${k}`, v);
-    }
     const req = create(InvokeRequestSchema, {
       target: utf8("target", target),
       method: utf8("method", method),
-      payload: text ? encoder.encode(utf8("payload", payload)) : payload,
+      ...body(payload, options.contentType),
       timeout: duration("timeoutMs", options.timeoutMs),
       connectTimeout: duration("connectTimeoutMs", options.connectTimeoutMs),
-      contentType: utf8("contentType", options.contentType ?? (text ? "text/plain; charset=utf-8" : "")),
       idempotencyKey: utf8("idempotencyKey", options.idempotencyKey ?? ""),
-      metadata,
-      contract: options.contract ? CONTRACTS[options.contract] : Contract.UNSPECIFIED,
+      metadata: metadata(options.metadata),
+      contract: contract(options.contract),
     });
-    if (options.contract && req.contract === Contract.UNSPECIFIED) {
-      throw ThingcallError.invalidArgument(`unknown contract ${String(options.contract)}`);
-    }
     try {
-      const r = await this.rpc.invoke(req, { signal: options.signal });
-      return {
-        status: r.status,
-        payload: r.payload,
-        contentType: r.contentType,
-        requestId: r.requestId,
-        elapsedMs: ms(r.elapsed) ?? 0,
-        deviceTimeMs: ms(r.deviceTime),
-      };
+      return invokeResult(await this.rpc.invoke(req, { signal: options.signal }));
     } catch (err) {
       throw toThingcallError(err);
     }
