@@ -13,6 +13,12 @@ import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { contract, date, duration, metadata, ms, payload as body, utf8, type ContractName } from "./convert.js";
 import { toThingcallError } from "./errors.js";
 import { DeviceGateway, InvokeRequestSchema, type Device, type DeviceEvent } from "./gen/thingcall/v1/gateway_pb.js";
+import {
+  invokeManyEvent,
+  invokeManyRequest,
+  type InvokeManyEvent,
+  type InvokeManyOptions,
+} from "./invoke-many.js";
 import { invokeResult, type InvokeResult } from "./result.js";
 
 export type { ContractName } from "./convert.js";
@@ -117,6 +123,13 @@ export interface Client {
     payload?: Uint8Array | string,
     options?: InvokeOptions,
   ): Promise<InvokeResult>;
+  /**
+   * Runs `options.method` on many devices (a list, or a glob over the
+   * devices the gateway knows): a `result` event per device as its call
+   * ends, then one `summary`, the last event. A bad request is refused
+   * whole (INVALID_ARGUMENT) before any device is called.
+   */
+  invokeMany(options: InvokeManyOptions): AsyncIterable<InvokeManyEvent>;
   /** Presence of every device matching `pattern` (id or glob), then changes. */
   watch(pattern?: string, options?: WatchOptions): AsyncIterable<WatchEvent>;
   /** Every device matching `pattern`, in id order, fetched page by page. */
@@ -223,6 +236,31 @@ class GatewayClient implements Client {
       return invokeResult(await this.rpc.invoke(req, { signal: options.signal }));
     } catch (err) {
       throw toThingcallError(err);
+    }
+  }
+
+  async *invokeMany(options: InvokeManyOptions): AsyncIterable<InvokeManyEvent> {
+    const { signal } = options;
+    // Our own controller, aborted however the loop ends, so leaving it
+    // early cancels the request (and with it the fan-out) as the caller's
+    // signal does, whatever the transport does with an unread body.
+    const stop = new AbortController();
+    const relay = () => stop.abort(signal?.reason);
+    signal?.addEventListener("abort", relay, { once: true });
+    try {
+      const req = invokeManyRequest(options);
+      if (signal?.aborted) return;
+      const stream = this.rpc.invokeMany(req, { signal: stop.signal });
+      for await (const e of stream) {
+        const ev = invokeManyEvent(e);
+        if (ev) yield ev;
+      }
+    } catch (err) {
+      if (aborted(signal)) return;
+      throw toThingcallError(err);
+    } finally {
+      signal?.removeEventListener("abort", relay);
+      stop.abort();
     }
   }
 
