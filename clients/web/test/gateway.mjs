@@ -40,12 +40,13 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
 }
 
 /**
- * Starts `thingcall-server --demo 3` (plus `extra` arguments) on free ports;
+ * Starts `thingcall-server --demo 3` (plus `extra` arguments; `demo` other
+ * than 3 for a fan-out wide enough to stop halfway) on free ports;
  * resolves with `{ base, child }` once it logs that it listens.
  */
-export function startGateway(extra = []) {
+export function startGateway(extra = [], { demo = 3 } = {}) {
   const bin = process.env.THINGCALL_SERVER_BIN ?? join(root, "target", "debug", "thingcall-server");
-  const args = ["--demo", "3", "--listen", "127.0.0.1:0", "--embedded-broker-listen", "127.0.0.1:0"];
+  const args = ["--demo", String(demo), "--listen", "127.0.0.1:0", "--embedded-broker-listen", "127.0.0.1:0"];
   const child = spawn(bin, [...args, "--log-format", "json", ...extra], {
     env: { ...process.env, RUST_LOG: "warn,thingcall_server=info" },
     stdio: ["ignore", "ignore", "pipe"],
