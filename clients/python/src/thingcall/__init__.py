@@ -7,12 +7,14 @@ b'hi'
 
 :class:`Client` blocks; :class:`AsyncClient` is the same on asyncio.
 Failures raise a :class:`ThingcallError` subclass per gateway reason
-(:class:`DeviceOffline`, :class:`DeviceTimeout`, ...).
+(:class:`DeviceOffline`, :class:`DeviceTimeout`, ...). ``invoke_many``
+runs one method on many devices and streams a :class:`DeviceResult` per
+device, then a :class:`Summary`.
 """
 
 from thingcall._connect import Tls
-from thingcall.aio import AsyncClient, AsyncWatch
-from thingcall.client import DEFAULT_TARGET, Client, Watch
+from thingcall.aio import AsyncClient, AsyncFanOut, AsyncWatch
+from thingcall.client import DEFAULT_TARGET, Client, FanOut, Watch
 from thingcall.errors import (
     BrokerUnavailable,
     DeviceDisconnected,
@@ -29,6 +31,7 @@ from thingcall.errors import (
     Unauthenticated,
     Unavailable,
 )
+from thingcall.fanout import Abort, DeviceResult, FanOutEvent, NotAttempted, Ramp, Summary
 from thingcall.types import (
     Closing,
     Device,
@@ -45,7 +48,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TARGET",
+    "Abort",
     "AsyncClient",
+    "AsyncFanOut",
     "AsyncWatch",
     "BrokerUnavailable",
     "Client",
@@ -55,18 +60,24 @@ __all__ = [
     "DeviceMessage",
     "DeviceNotFound",
     "DeviceOffline",
+    "DeviceResult",
     "DeviceTimeout",
     "Event",
+    "FanOut",
+    "FanOutEvent",
     "InvalidArgument",
     "Invocation",
     "Lagged",
     "MethodNotSupported",
+    "NotAttempted",
     "Overloaded",
     "PayloadTooLarge",
     "PermissionDenied",
     "Presence",
+    "Ramp",
     "Result",
     "ShuttingDown",
+    "Summary",
     "Synced",
     "ThingcallError",
     "Tls",

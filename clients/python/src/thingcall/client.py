@@ -1,22 +1,26 @@
-"""The blocking client: :class:`Client` and its :class:`Watch` stream."""
+"""The blocking client: :class:`Client` and its streams, :class:`Watch` and :class:`FanOut`."""
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Iterator, Mapping, Optional, Type
+from typing import Any, Callable, Generic, Iterable, Iterator, Mapping, Optional, Type, TypeVar
 
 import grpc
 
 from thingcall._connect import TlsArg, connection
-from thingcall._requests import Payload, invoke_request, query_timeout, validate_id
+from thingcall._requests import Payload, invoke_many_request, invoke_request, query_timeout, validate_id
 from thingcall._time import Seconds
 from thingcall.errors import from_rpc_error
+from thingcall.fanout import Abort, Contract, FanOutEvent, Offline, Ramp, fanout_event_from_proto
 from thingcall.types import Device, Event, Result, event_from_proto
 from thingcall.v1 import gateway_pb2 as pb
 from thingcall.v1.gateway_pb2_grpc import DeviceGatewayStub
 
 #: The quick-start gateway's address.
 DEFAULT_TARGET = "127.0.0.1:8080"
+
+T = TypeVar("T")
+S = TypeVar("S", bound="_Stream[Any]")
 
 
 class Client:
@@ -121,6 +125,68 @@ class Client:
             if not token:
                 return
 
+    def invoke_many(
+        self,
+        method: str,
+        targets: Optional[Iterable[str]] = None,
+        *,
+        pattern: Optional[str] = None,
+        payload: Payload = b"",
+        timeout: Optional[Seconds] = None,
+        connect_timeout: Optional[Seconds] = None,
+        offline: Offline = "report",
+        max_concurrency: int = 0,
+        rate: float = 0.0,
+        ramp: Optional[Ramp] = None,
+        abort: Optional[Abort] = None,
+        idempotency_key: Optional[str] = None,
+        content_type: Optional[str] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+        contract: Contract = None,
+    ) -> FanOut:
+        """Runs ``method`` on many devices; a stream of their results, then a summary.
+
+        The devices are ``targets`` (ids, each once) or ``pattern`` (a glob
+        over the devices the gateway knows, in id order), exactly one of
+        them. Each device's call is the ``invoke`` it would get: ``payload``,
+        ``timeout`` (each call's; None = the gateway's default, 10 s),
+        ``content_type``, ``metadata`` and ``contract`` as there; an
+        ``idempotency_key`` gives device ``d`` the key ``{key}:{d}``, so a
+        retried fan-out runs no device twice. ``offline`` is what a device
+        not online gets (``"report"``, ``"skip"``, or ``"wait"`` up to
+        ``connect_timeout``). ``max_concurrency`` bounds the calls in
+        flight (0 = 16), ``rate`` the calls started per second (0 = no
+        limit), ``ramp`` starts slower, and ``abort`` stops starting calls
+        when too many fail.
+
+        The gateway sends a :class:`thingcall.DeviceResult` per device as
+        its call ends, then one :class:`thingcall.Summary`; the stream ends
+        after it. Malformed ids and options raise ``InvalidArgument`` here,
+        before anything is sent; a fan-out the gateway refuses (a device
+        listed twice, a negative rate...) raises it from the first
+        iteration, and nothing was called. :meth:`FanOut.close` (or leaving
+        its ``with`` block) cancels the stream: the gateway starts no more
+        calls of it.
+        """
+        req = invoke_many_request(
+            method,
+            targets,
+            pattern=pattern,
+            payload=payload,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            offline=offline,
+            max_concurrency=max_concurrency,
+            rate=rate,
+            ramp=ramp,
+            abort=abort,
+            idempotency_key=idempotency_key,
+            content_type=content_type,
+            metadata=metadata,
+            contract=contract,
+        )
+        return FanOut(self._stub.InvokeMany(req, metadata=self._conn.metadata))
+
     def watch(self, pattern: str = "*", *, include_events: bool = False) -> Watch:
         """A stream of presence changes and call outcomes of matching devices.
 
@@ -133,22 +199,24 @@ class Client:
         return Watch(self._stub.WatchDevice(req, metadata=self._conn.metadata))
 
 
-class Watch(Iterator[Event]):
-    """An open watch stream: an iterator of typed events, cancellable.
+class _Stream(Iterator[T], Generic[T]):
+    """A server stream of typed events, cancellable: what :class:`Watch`
+    and :class:`FanOut` share.
 
-    Iteration ends after :meth:`close` or when the gateway ends the stream
-    (after a :class:`Closing` event); a failure raises a
-    :class:`thingcall.ThingcallError`.
+    Iteration ends after :meth:`close` or when the gateway ends the stream;
+    a failure raises a :class:`thingcall.ThingcallError`. Event kinds this
+    client does not know are skipped.
     """
 
-    def __init__(self, call: grpc.Call) -> None:
+    def __init__(self, call: grpc.Call, convert: Callable[[Any], Optional[T]]) -> None:
         self._call = call
+        self._convert = convert
         self._closed = False
 
-    def __iter__(self) -> Watch:
+    def __iter__(self: S) -> S:
         return self
 
-    def __next__(self) -> Event:
+    def __next__(self) -> T:
         while True:
             try:
                 ev = next(self._call)  # type: ignore[call-overload]
@@ -156,16 +224,16 @@ class Watch(Iterator[Event]):
                 if self._closed and e.code() == grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
                     raise StopIteration from None
                 raise from_rpc_error(e) from None
-            typed = event_from_proto(ev)
+            typed = self._convert(ev)
             if typed is not None:
                 return typed
 
     def close(self) -> None:
-        """Cancels the stream; the gateway drops its watcher at once."""
+        """Cancels the stream."""
         self._closed = True
         self._call.cancel()
 
-    def __enter__(self) -> Watch:
+    def __enter__(self: S) -> S:
         return self
 
     def __exit__(
@@ -176,3 +244,37 @@ class Watch(Iterator[Event]):
     ) -> None:
         self.close()
 
+
+class Watch(_Stream[Event]):
+    """An open watch stream: an iterator of typed events, cancellable.
+
+    Iteration ends after :meth:`close` or when the gateway ends the stream
+    (after a :class:`Closing` event); a failure raises a
+    :class:`thingcall.ThingcallError`.
+    """
+
+    def __init__(self, call: grpc.Call) -> None:
+        super().__init__(call, event_from_proto)
+
+    def close(self) -> None:
+        """Cancels the stream; the gateway drops its watcher at once."""
+        super().close()
+
+
+class FanOut(_Stream[FanOutEvent]):
+    """An open InvokeMany stream: a :class:`thingcall.DeviceResult` per
+    device as its call ends, then one :class:`thingcall.Summary`.
+
+    Iteration ends after the summary, or after :meth:`close`; a failure of
+    the stream itself (the gateway refused the fan-out, or went away)
+    raises a :class:`thingcall.ThingcallError`. A device's failure is not
+    raised: it is that device's result.
+    """
+
+    def __init__(self, call: grpc.Call) -> None:
+        super().__init__(call, fanout_event_from_proto)
+
+    def close(self) -> None:
+        """Cancels the stream: the gateway starts no more of its calls (those
+        in flight finish unreported)."""
+        super().close()
