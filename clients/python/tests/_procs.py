@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import socket
 import subprocess
 import tempfile
 import threading
@@ -32,6 +33,15 @@ def binary(env_var: str, name: str) -> Path:
     if not os.access(path, os.X_OK):
         raise RuntimeError(f"{name} not found at {path} (set {env_var} or {BUILD_HINT})")
     return path
+
+
+def dead_address() -> str:
+    """An address nothing listens on: a port bound and released. A client
+    pointed there fails with Unavailable if it sends anything, so an
+    InvalidArgument from it proves the input was refused before sending."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
 
 
 class Gateway:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 
 import pytest
+from _procs import dead_address
 
 import thingcall
 
@@ -87,13 +87,6 @@ def test_gateway_refuses_reserved_metadata(client: thingcall.Client) -> None:
     assert "reserved" in e.value.message
 
 
-def _dead_address() -> str:
-    """An address nothing listens on: a port bound and released."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
-
 @pytest.mark.parametrize(
     "target, method, options",
     [
@@ -112,7 +105,7 @@ def _dead_address() -> str:
 def test_bad_input_fails_before_any_call(target: str, method: str, options: dict) -> None:
     # Nothing listens at this address: reaching the network would raise
     # Unavailable, so InvalidArgument proves nothing was sent.
-    with thingcall.Client(_dead_address()) as c:
+    with thingcall.Client(dead_address()) as c:
         with pytest.raises(thingcall.InvalidArgument) as e:
             c.invoke(target, method, **options)
         assert e.value.request_id is None
@@ -121,7 +114,7 @@ def test_bad_input_fails_before_any_call(target: str, method: str, options: dict
 
 
 def test_unreachable_gateway_is_unavailable() -> None:
-    with thingcall.Client(_dead_address()) as c:
+    with thingcall.Client(dead_address()) as c:
         with pytest.raises(thingcall.Unavailable) as e:
             c.invoke("demo-1", "echo", timeout=2)
     assert e.value.reason is None
