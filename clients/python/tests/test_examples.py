@@ -42,3 +42,19 @@ def test_watch_example(live: Live) -> None:
     lines = p.stdout.splitlines()
     assert lines[-1] == f"-- {len(DEMO_IDS)} devices now; changes follow"
     assert sorted(line.split(":")[0] for line in lines[:-1]) == list(DEMO_IDS)
+
+
+def test_invoke_many_example(live: Live) -> None:
+    p = run("invoke_many.py", ["--server", live.address, "--pattern", "demo-*", "echo", "hi"])
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert sorted(lines[:-1]) == [f"{d}: OK hi" for d in DEMO_IDS]
+    assert lines[-1] == "-- COMPLETED: 3 of 3 called, 3 OK, 0 failed, 0 not called"
+
+
+def test_invoke_many_example_aborts(live: Live) -> None:
+    targets = ",".join(DEMO_IDS)
+    # `fail` answers 500 with the payload it got; ratio 0 stops at the first failure.
+    p = run("invoke_many.py", ["--server", live.address, "--targets", targets, "--concurrency", "1", "--abort", "0:1", "fail", "no"])
+    assert p.returncode == 1, p.stderr
+    assert p.stdout.splitlines() == ["demo-1: DEVICE_STATUS_500 no", "-- ABORTED: 1 of 3 called, 0 OK, 1 failed, 2 not called"]
