@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, TypeVar, Union
 
 from thingcall._time import Seconds, to_duration, to_seconds
 from thingcall.errors import invalid_argument
@@ -38,6 +38,8 @@ OFFLINE_POLICIES = {
 CONTRACTS = {None: pb.CONTRACT_UNSPECIFIED, "native": pb.CONTRACT_NATIVE, "seed": pb.CONTRACT_SEED}
 
 _UINT32 = 2**32
+
+E = TypeVar("E")
 
 
 def validate_id(what: str, value: object) -> str:
@@ -166,9 +168,9 @@ def invoke_many_request(
     return req
 
 
-def _choice(what: str, value: object, choices: Mapping[Optional[str], int]) -> int:
+def _choice(what: str, value: object, choices: Mapping[Any, E]) -> E:
     try:
-        return choices[value]  # type: ignore[index]
+        return choices[value]
     except (KeyError, TypeError):
         names = ", ".join(repr(k) for k in choices)
         raise invalid_argument(f"{what} must be one of {names}, not {value!r}") from None
