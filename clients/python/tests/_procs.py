@@ -27,9 +27,11 @@ STARTUP_SECONDS = 60.0
 
 
 def binary(env_var: str, name: str) -> Path:
-    """The binary named by ``env_var``, else ``<repo>/target/debug/<name>``;
-    fails with what to build when it is missing."""
-    path = Path(os.environ.get(env_var) or REPO / "target" / "debug" / name)
+    """The binary named by ``env_var``, else ``debug/<name>`` in
+    ``CARGO_TARGET_DIR`` (as .ci/python.sh finds the binaries it runs), else
+    in ``<repo>/target``; fails with what to build when it is missing."""
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+    path = Path(os.environ.get(env_var) or target_dir / "debug" / name)
     if not os.access(path, os.X_OK):
         raise RuntimeError(f"{name} not found at {path} (set {env_var} or {BUILD_HINT})")
     return path
