@@ -218,29 +218,62 @@ pub fn user_property<'a>(props: &'a [(String, String)], name: &str) -> Option<&'
 
 /// Matches `id` against a watch/list pattern: exact, or a glob where `*`
 /// matches any run of characters and `?` one character. Empty matches all.
+/// Allocates nothing: listing a glob over a million ids runs it a million
+/// times.
 pub fn glob_match(pattern: &str, id: &str) -> bool {
     if pattern.is_empty() {
         return true;
     }
-    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), id.chars().collect());
-    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    // Bytes, with `?` taking a whole UTF-8 character: literal runs start on
+    // character boundaries in both, and UTF-8 is self-synchronising, so
+    // comparing them byte by byte is comparing them character by character.
+    let (p, s) = (pattern.as_bytes(), id.as_bytes());
+    let (mut pi, mut si) = (0, 0);
+    // After the last `*`: where the pattern resumes, and how much of `id`
+    // that `*` has taken so far.
+    let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
-            pi += 1;
-            si += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = si;
-            pi += 1;
-        } else if let Some(st) = star {
-            pi = st + 1;
-            mark += 1;
-            si = mark;
-        } else {
-            return false;
+        match p.get(pi) {
+            Some(b'*') => {
+                pi += 1;
+                star = Some((pi, si));
+            }
+            Some(b'?') => {
+                pi += 1;
+                si += utf8_len(s[si]);
+            }
+            Some(&c) if c == s[si] => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((resume, taken)) => {
+                    let taken = taken + utf8_len(s[taken]);
+                    star = Some((resume, taken));
+                    pi = resume;
+                    si = taken;
+                }
+                None => return false,
+            },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// The length of the UTF-8 character that starts with byte `b`.
+fn utf8_len(b: u8) -> usize {
+    match b {
+        0..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
+}
+
+/// The literal start of a pattern, before its first `*` or `?`: every id
+/// it matches begins with it, so a sorted listing can seek there.
+pub fn glob_prefix(pattern: &str) -> &str {
+    pattern.find(['*', '?']).map_or(pattern, |i| &pattern[..i])
 }
 
 mod credentials;
@@ -340,5 +373,59 @@ mod tests {
         assert!(!glob_match("demo-1", "demo-10"));
         assert!(glob_match("a*b*c", "axxbyyc"));
         assert!(!glob_match("a*b*c", "axxbyy"));
+        // `?` is one character, however many bytes.
+        assert!(glob_match("p?mp", "pümp"));
+        assert!(!glob_match("p??mp", "pümp"));
+        assert!(glob_match("*é", "caféé"));
+        // A `*` in an id is a character like any other.
+        assert!(glob_match("*a", "*ba"));
+    }
+
+    /// The matcher agrees with the obvious recursive definition on every
+    /// pair from a small alphabet that includes a multi-byte character.
+    #[test]
+    fn globs_match_the_definition() {
+        fn reference(p: &[char], s: &[char]) -> bool {
+            match (p.first(), s.first()) {
+                (None, _) => s.is_empty(),
+                (Some('*'), _) => reference(&p[1..], s) || (!s.is_empty() && reference(p, &s[1..])),
+                (Some(_), None) => false,
+                (Some('?'), Some(_)) => reference(&p[1..], &s[1..]),
+                (Some(a), Some(b)) => a == b && reference(&p[1..], &s[1..]),
+            }
+        }
+        fn words(alphabet: &[char], max: usize) -> Vec<String> {
+            let mut all = vec![String::new()];
+            let mut last = vec![String::new()];
+            for _ in 0..max {
+                last = last
+                    .iter()
+                    .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                    .collect();
+                all.extend(last.iter().cloned());
+            }
+            all
+        }
+        let ids = words(&['a', 'b', 'é'], 4);
+        for pattern in words(&['a', 'é', '*', '?'], 4).iter().skip(1) {
+            let p: Vec<char> = pattern.chars().collect();
+            for id in &ids {
+                let s: Vec<char> = id.chars().collect();
+                assert_eq!(
+                    glob_match(pattern, id),
+                    reference(&p, &s),
+                    "{pattern:?} against {id:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn glob_prefixes() {
+        assert_eq!(glob_prefix("pump-*"), "pump-");
+        assert_eq!(glob_prefix("p?mp*"), "p");
+        assert_eq!(glob_prefix("*-1"), "");
+        assert_eq!(glob_prefix("demo-1"), "demo-1");
+        assert_eq!(glob_prefix(""), "");
     }
 }
