@@ -117,7 +117,7 @@ pub struct Gateway {
     seed: SeedTopics,
     outbox: Outbox,
     calls: CallTable,
-    registry: RwLock<Registry>,
+    registry: Arc<RwLock<Registry>>,
     hub: Hub,
     draining: AtomicBool,
     /// Turns true with `draining`, for the rare waits that must wake then.
@@ -149,7 +149,7 @@ impl Gateway {
             topics: Topics::new(cfg.topic_root.clone()),
             seed: SeedTopics::new(cfg.seed_client_prefix.clone()),
             calls: CallTable::new(cfg.max_in_flight, cfg.max_in_flight_per_device),
-            registry: RwLock::new(Registry::default()),
+            registry: Arc::new(RwLock::new(Registry::default())),
             hub: Hub::new(cfg.watch_buffer),
             draining: AtomicBool::new(false),
             drain_signal: watch::channel(false).0,
@@ -237,15 +237,23 @@ impl Gateway {
         // RwLock is fair, so a second `read()` in the same statement waits
         // behind a writer that waits for the first (a deadlock under a
         // presence burst).
-        let (devices_online, devices_unconfirmed, presence_synced) = {
+        let (devices_online, devices_unconfirmed, presence_synced, devices_known, sync) = {
             let reg = self.registry.read();
-            (reg.online_count(), reg.unconfirmed_count(), reg.synced())
+            (
+                reg.online_count(),
+                reg.unconfirmed_count(),
+                reg.synced(),
+                reg.len(),
+                reg.sync_progress(),
+            )
         };
         let snapshot = Snapshot {
             in_flight: self.calls.len(),
             devices_online,
             devices_unconfirmed,
             presence_synced,
+            devices_known,
+            sync,
             presence_waits: [
                 t.presence_waits_called,
                 t.presence_waits_offline,

@@ -209,6 +209,10 @@ pub struct Snapshot {
     pub devices_unconfirmed: usize,
     /// Whether the current session's retained presence has all arrived.
     pub presence_synced: bool,
+    /// Devices known, online or not.
+    pub devices_known: usize,
+    /// How the current session's presence sync is going.
+    pub sync: crate::presence::SyncProgress,
     /// Calls that waited on unconfirmed presence: called, offline,
     /// not found, other.
     pub presence_waits: [u64; 4],
@@ -272,6 +276,47 @@ pub fn render(calls: &CallMetrics, s: &Snapshot) -> String {
         "1 once the current MQTT session's retained presence has all arrived.",
         u64::from(s.presence_synced),
     );
+    gauge(
+        &mut out,
+        "thingcall_devices_known",
+        "Devices the gateway knows, online or offline.",
+        s.devices_known as u64,
+    );
+    gauge(
+        &mut out,
+        "thingcall_presence_sync_retained",
+        "Retained presence messages received in the current MQTT session: the sync's progress.",
+        s.sync.retained,
+    );
+    header(
+        &mut out,
+        "thingcall_presence_last_retained_timestamp_seconds",
+        "gauge",
+        "When the last retained presence message arrived (Unix time); 0 before the first.",
+    );
+    let last = s
+        .sync
+        .last_retained
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_micros() as u64);
+    let _ = writeln!(
+        out,
+        "thingcall_presence_last_retained_timestamp_seconds {}",
+        seconds(last)
+    );
+    if let Some(took) = s.sync.took {
+        header(
+            &mut out,
+            "thingcall_presence_sync_duration_seconds",
+            "gauge",
+            "How long the current MQTT session's presence sync took, from the session's start (absent while it runs).",
+        );
+        let _ = writeln!(
+            out,
+            "thingcall_presence_sync_duration_seconds {}",
+            seconds(took.as_micros() as u64)
+        );
+    }
     header(
         &mut out,
         "thingcall_presence_waits_total",

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use thingcall_proto::wire::Presence;
 
@@ -85,11 +85,73 @@ pub struct Registry {
     /// The current session's grace period is over: devices it has not
     /// confirmed are offline once its retained presence has arrived.
     grace_over: bool,
+    /// Devices online, kept as presence changes so `/metrics` and health
+    /// never walk a million entries under the lock.
+    online: usize,
+    /// Of those, the ones confirmed in the current session.
+    online_confirmed: usize,
+    /// How the current session's sync is going.
+    sync: SyncProgress,
+}
+
+/// How far the current session's presence sync has come, for operators
+/// telling a gateway still syncing from one that is done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// Retained presence messages received in this session.
+    pub retained: u64,
+    /// When the last of them arrived.
+    pub last_retained: Option<SystemTime>,
+    /// From the session's start to the end of its sync; `None` while it runs.
+    pub took: Option<Duration>,
 }
 
 impl Registry {
-    /// Applies a presence message; `None` is an empty (cleared) retained message.
-    pub fn apply(&mut self, device: &str, presence: Option<Presence>, now: SystemTime) -> Change {
+    /// Applies a presence message; `None` is an empty (cleared) retained
+    /// message. `retained` says the broker sent it from its store (the
+    /// sync on subscribe), not as it was published.
+    pub fn apply(
+        &mut self,
+        device: &str,
+        presence: Option<Presence>,
+        retained: bool,
+        now: SystemTime,
+    ) -> Change {
+        if retained {
+            self.sync.retained += 1;
+            self.sync.last_retained = Some(now);
+        }
+        let before = self.class_of(device);
+        let change = self.apply_inner(device, presence, now);
+        let after = self.class_of(device);
+        self.recount(before, after);
+        change
+    }
+
+    /// (online, confirmed in this session) of a known device.
+    fn class_of(&self, device: &str) -> Option<(bool, bool)> {
+        let epoch = self.epoch;
+        self.devices
+            .get(device)
+            .map(|d| (d.online, d.confirmed == epoch))
+    }
+
+    /// Moves one device from class `before` to `after` in the counts.
+    fn recount(&mut self, before: Option<(bool, bool)>, after: Option<(bool, bool)>) {
+        if before == after {
+            return;
+        }
+        if let Some((online, confirmed)) = before {
+            self.online -= usize::from(online);
+            self.online_confirmed -= usize::from(online && confirmed);
+        }
+        if let Some((online, confirmed)) = after {
+            self.online += usize::from(online);
+            self.online_confirmed += usize::from(online && confirmed);
+        }
+    }
+
+    fn apply_inner(&mut self, device: &str, presence: Option<Presence>, now: SystemTime) -> Change {
         let epoch = self.epoch;
         let Some(p) = presence else {
             return match self.devices.remove(device) {
@@ -160,6 +222,8 @@ impl Registry {
         self.synced = false;
         self.grace_over = false;
         self.session_start = Some(now);
+        self.online_confirmed = 0;
+        self.sync = SyncProgress::default();
         self.epoch
     }
 
@@ -174,6 +238,7 @@ impl Registry {
     pub fn mark_synced(&mut self, now: SystemTime) -> Vec<String> {
         self.synced = true;
         self.ever_synced = true;
+        self.sync.took = self.session_start.map(|t| t.elapsed());
         if self.grace_over {
             self.expire_unconfirmed(now)
         } else {
@@ -220,6 +285,7 @@ impl Registry {
                 expired.push(id.clone());
             }
         }
+        self.online -= expired.len();
         expired
     }
 
@@ -267,25 +333,35 @@ impl Registry {
         after: Option<&'a str>,
     ) -> impl Iterator<Item = (&'a str, &'a DeviceState)> + 'a {
         use std::ops::Bound;
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        use thingcall_proto::wire::{glob_match, glob_prefix};
+        // Every match starts with the pattern's literal prefix: seek there
+        // and stop past it, so `pump-7*` over a million ids reads only
+        // the pumps whose ids start with `pump-7`.
+        let prefix = glob_prefix(pattern);
+        let lower = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix),
+        };
         self.devices
             .range::<str, _>((lower, Bound::Unbounded))
-            .filter(move |(id, _)| thingcall_proto::wire::glob_match(pattern, id))
+            .take_while(move |(id, _)| id.starts_with(prefix))
+            .filter(move |(id, _)| glob_match(pattern, id))
             .map(|(id, s)| (id.as_str(), s))
     }
 
     /// Devices currently online.
     pub fn online_count(&self) -> usize {
-        self.devices.values().filter(|d| d.online).count()
+        self.online
     }
 
     /// Devices online as of an earlier session, not yet confirmed in this one.
     pub fn unconfirmed_count(&self) -> usize {
-        let epoch = self.epoch;
-        self.devices
-            .values()
-            .filter(|d| d.online && d.confirmed != epoch)
-            .count()
+        self.online - self.online_confirmed
+    }
+
+    /// How the current session's presence sync is going.
+    pub fn sync_progress(&self) -> SyncProgress {
+        self.sync
     }
 
     /// Devices known.
@@ -335,16 +411,22 @@ mod tests {
         let mut r = Registry::default();
         let now = SystemTime::now();
         assert_eq!(r.reachability("d", "echo"), Reachability::Unknown);
-        assert_eq!(r.apply("d", online("s1", &["echo"]), now), Change::Online);
+        assert_eq!(
+            r.apply("d", online("s1", &["echo"]), false, now),
+            Change::Online
+        );
         assert_eq!(r.reachability("d", "echo"), Reachability::Online);
         assert_eq!(
             r.reachability("d", "nope"),
             Reachability::MethodNotSupported
         );
-        assert_eq!(r.apply("d", online("s1", &["echo"]), now), Change::Ignored);
-        assert_eq!(r.apply("d", offline("s1"), now), Change::Offline);
+        assert_eq!(
+            r.apply("d", online("s1", &["echo"]), false, now),
+            Change::Ignored
+        );
+        assert_eq!(r.apply("d", offline("s1"), false, now), Change::Offline);
         assert_eq!(r.reachability("d", "echo"), Reachability::Offline);
-        assert_eq!(r.apply("d", offline("s1"), now), Change::Ignored);
+        assert_eq!(r.apply("d", offline("s1"), false, now), Change::Ignored);
         assert_eq!(r.online_count(), 0);
     }
 
@@ -352,10 +434,13 @@ mod tests {
     fn stale_will_from_older_session_is_ignored() {
         let mut r = Registry::default();
         let now = SystemTime::now();
-        r.apply("d", online("s1", &[]), now);
+        r.apply("d", online("s1", &[]), false, now);
         // Device reconnected before the broker fired the old session's Will.
-        assert_eq!(r.apply("d", online("s2", &[]), now), Change::NewSession);
-        assert_eq!(r.apply("d", offline("s1"), now), Change::Ignored);
+        assert_eq!(
+            r.apply("d", online("s2", &[]), false, now),
+            Change::NewSession
+        );
+        assert_eq!(r.apply("d", offline("s1"), false, now), Change::Ignored);
         assert_eq!(r.reachability("d", "anything"), Reachability::Online);
         assert_eq!(r.get("d").unwrap().session, "s2");
     }
@@ -363,16 +448,22 @@ mod tests {
     #[test]
     fn unannounced_methods_allow_any() {
         let mut r = Registry::default();
-        r.apply("d", online("s1", &[]), SystemTime::now());
+        r.apply("d", online("s1", &[]), false, SystemTime::now());
         assert_eq!(r.reachability("d", "whatever"), Reachability::Online);
     }
 
     #[test]
     fn cleared_retained_forgets_device() {
         let mut r = Registry::default();
-        r.apply("d", online("s1", &[]), SystemTime::now());
-        assert_eq!(r.apply("d", None, SystemTime::now()), Change::Removed);
-        assert_eq!(r.apply("d", None, SystemTime::now()), Change::Ignored);
+        r.apply("d", online("s1", &[]), false, SystemTime::now());
+        assert_eq!(
+            r.apply("d", None, false, SystemTime::now()),
+            Change::Removed
+        );
+        assert_eq!(
+            r.apply("d", None, false, SystemTime::now()),
+            Change::Ignored
+        );
         assert!(r.is_empty());
     }
 
@@ -381,12 +472,21 @@ mod tests {
         let mut r = Registry::default();
         let now = SystemTime::now();
         for id in ["pump-2", "pump-1", "valve-1", "pump-3"] {
-            r.apply(id, online("s", &["b", "a"]), now);
+            r.apply(id, online("s", &["b", "a"]), false, now);
         }
         let ids: Vec<_> = r.list("pump-*", None).map(|(id, _)| id).collect();
         assert_eq!(ids, ["pump-1", "pump-2", "pump-3"]);
         let ids: Vec<_> = r.list("pump-*", Some("pump-1")).map(|(id, _)| id).collect();
         assert_eq!(ids, ["pump-2", "pump-3"]);
+        // A page token before the literal prefix, or after it.
+        let ids: Vec<_> = r.list("pump-*", Some("a")).map(|(id, _)| id).collect();
+        assert_eq!(ids, ["pump-1", "pump-2", "pump-3"]);
+        assert_eq!(r.list("pump-*", Some("pump-3")).count(), 0);
+        assert_eq!(r.list("pump-*", Some("valve")).count(), 0);
+        let ids: Vec<_> = r.list("*-1", None).map(|(id, _)| id).collect();
+        assert_eq!(ids, ["pump-1", "valve-1"]);
+        let ids: Vec<_> = r.list("pump-2", None).map(|(id, _)| id).collect();
+        assert_eq!(ids, ["pump-2"]);
         let a = &r.get("pump-1").unwrap().methods;
         let b = &r.get("valve-1").unwrap().methods;
         assert!(Arc::ptr_eq(a, b));
@@ -400,9 +500,9 @@ mod tests {
         let t = Instant::now();
         r.begin_session(t);
         r.mark_synced(now);
-        r.apply("a", online("s1", &["echo"]), now);
-        r.apply("b", online("s1", &["echo"]), now);
-        r.apply("c", offline("s1"), now);
+        r.apply("a", online("s1", &["echo"]), false, now);
+        r.apply("b", online("s1", &["echo"]), false, now);
+        r.apply("c", offline("s1"), false, now);
         let epoch = r.begin_session(t);
         assert!(!r.synced() && r.ever_synced());
         assert_eq!(r.reachability("a", "echo"), Reachability::Unconfirmed);
@@ -410,10 +510,13 @@ mod tests {
         assert_eq!(r.unconfirmed_count(), 2);
         // The retained message again: confirmed, nothing else changed.
         assert_eq!(
-            r.apply("a", online("s1", &["echo"]), now),
+            r.apply("a", online("s1", &["echo"]), false, now),
             Change::Confirmed
         );
-        assert_eq!(r.apply("a", online("s1", &["echo"]), now), Change::Ignored);
+        assert_eq!(
+            r.apply("a", online("s1", &["echo"]), false, now),
+            Change::Ignored
+        );
         assert_eq!(r.reachability("a", "echo"), Reachability::Online);
         // The grace ends before the sync: nothing expires yet...
         assert!(r.end_grace(epoch, now).is_empty());
@@ -424,8 +527,74 @@ mod tests {
         assert_eq!(r.reachability("b", "echo"), Reachability::Offline);
         assert_eq!(r.unconfirmed_count(), 0);
         // It announces again: online, confirmed.
-        assert_eq!(r.apply("b", online("s2", &["echo"]), now), Change::Online);
+        assert_eq!(
+            r.apply("b", online("s2", &["echo"]), false, now),
+            Change::Online
+        );
         assert_eq!(r.reachability("b", "echo"), Reachability::Online);
+    }
+
+    /// The counts kept as presence changes match a walk over every device,
+    /// whatever the order of messages, sessions, syncs and grace periods.
+    #[test]
+    fn counts_follow_every_change() {
+        let mut r = Registry::default();
+        let now = SystemTime::now();
+        let walk = |r: &Registry| {
+            let e = r.epoch;
+            let online = r.devices.values().filter(|d| d.online);
+            let unconfirmed = online.clone().filter(|d| d.confirmed != e).count();
+            (online.count(), unconfirmed)
+        };
+        let mut x: u64 = 7;
+        for step in 0..20_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let device = format!("d{}", (x >> 33) % 40);
+            let session = format!("s{}", (x >> 40) % 3);
+            match (x >> 50) % 9 {
+                0..=2 => {
+                    r.apply(&device, online(&session, &["a"]), step % 2 == 0, now);
+                }
+                3 | 4 => {
+                    r.apply(&device, offline(&session), step % 3 == 0, now);
+                }
+                5 => {
+                    r.apply(&device, None, true, now);
+                }
+                6 => {
+                    r.begin_session(Instant::now());
+                }
+                7 => {
+                    r.end_grace(r.epoch, now);
+                }
+                _ => {
+                    r.mark_synced(now);
+                }
+            }
+            assert_eq!(
+                (r.online_count(), r.unconfirmed_count()),
+                walk(&r),
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_sync_counts_retained_presence_per_session() {
+        let mut r = Registry::default();
+        let now = SystemTime::now();
+        r.begin_session(Instant::now());
+        r.apply("a", online("s1", &[]), true, now);
+        r.apply("b", online("s1", &[]), true, now);
+        r.apply("c", online("s1", &[]), false, now);
+        let p = r.sync_progress();
+        assert_eq!((p.retained, p.last_retained, p.took), (2, Some(now), None));
+        r.mark_synced(now);
+        assert!(r.sync_progress().took.is_some());
+        r.begin_session(Instant::now());
+        assert_eq!(r.sync_progress(), SyncProgress::default());
     }
 
     #[test]
@@ -434,7 +603,7 @@ mod tests {
         let now = SystemTime::now();
         let first = r.begin_session(Instant::now());
         r.mark_synced(now);
-        r.apply("a", online("s1", &[]), now);
+        r.apply("a", online("s1", &[]), false, now);
         r.begin_session(Instant::now());
         r.mark_synced(now);
         assert!(r.end_grace(first, now).is_empty());

@@ -35,10 +35,17 @@ impl Gateway {
         }
     }
 
-    fn on_presence(&self, device: &str, presence: Option<Presence>) {
+    fn on_presence(&self, device: &str, presence: Option<Presence>, retained: bool) {
         let mut reg = self.registry.write();
-        let change = reg.apply(device, presence, SystemTime::now());
-        let state = reg.get(device).map(|s| device_proto(device, s));
+        let change = reg.apply(device, presence, retained, SystemTime::now());
+        // Built only for watchers: a sync of a million retained documents
+        // should not copy each device's state for nobody. (A watcher that
+        // starts now takes its snapshot after this write lock is released,
+        // so it has this change.)
+        let state = self
+            .hub
+            .has_watchers()
+            .then(|| reg.get(device).map(|s| device_proto(device, s)));
         drop(reg);
         match change {
             Change::Ignored => return,
@@ -53,11 +60,13 @@ impl Gateway {
             }
             Change::Online | Change::Removed => {}
         }
-        let state = state.unwrap_or_else(|| v1::Device {
-            id: device.into(),
-            ..Default::default()
-        });
-        self.hub.send(device, Kind::Presence(state));
+        if let Some(state) = state {
+            let state = state.unwrap_or_else(|| v1::Device {
+                id: device.into(),
+                ..Default::default()
+            });
+            self.hub.send(device, Kind::Presence(state));
+        }
         self.presence_changed();
     }
 }
@@ -84,13 +93,13 @@ impl crate::mqtt::Incoming for Gateway {
         self.presence_synced();
     }
 
-    fn on_message(&self, message: Inbound<'_>) {
+    fn on_message(&self, message: Inbound<'_>, retained: bool) {
         match message {
             Inbound::Reply { device, id, reply } => {
                 self.count(self.calls.complete(id, device, reply))
             }
             Inbound::Accepted { device, id } => self.count(self.calls.mark_accepted(id, device)),
-            Inbound::Presence { device, presence } => self.on_presence(device, presence),
+            Inbound::Presence { device, presence } => self.on_presence(device, presence, retained),
             Inbound::Event {
                 device,
                 name,

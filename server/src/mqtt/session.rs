@@ -36,7 +36,7 @@ pub trait Incoming: Send + Sync + 'static {
     /// The connection is gone: calls in flight cannot complete.
     fn on_lost(&self, why: &str);
     /// A message arrived on one of the subscriptions, decoded.
-    fn on_message(&self, message: Inbound<'_>);
+    fn on_message(&self, message: Inbound<'_>, retained: bool);
 }
 
 /// How to reach the broker.
@@ -282,6 +282,13 @@ async fn run(
         if let Ok(Event::Incoming(_)) = &event {
             last_inbound = Instant::now();
             probed = false;
+            // Anything from the broker proves the link as a PINGRESP would.
+            // rumqttc pings every keep-alive whatever the traffic and drops
+            // the connection when the previous PINGRESP is still due; behind
+            // a million retained presence messages it is, for longer than
+            // a keep-alive, and each reconnect re-sends them all. Liveness
+            // is the watchdog's above: nothing received for 1.5 x keep-alive.
+            eventloop.state.await_pingresp = false;
         }
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -339,7 +346,7 @@ async fn run(
                 if retain && settle_until.is_some() {
                     settle_until = Some(Instant::now() + SYNC_SETTLE);
                 }
-                core.on_message(router.decode(&topic, payload, properties));
+                core.on_message(router.decode(&topic, payload, properties), retain);
             }
             Ok(_) => {}
             Err(e) => {
