@@ -21,6 +21,18 @@ const CLOSING_GRACE: Duration = Duration::from_secs(1);
 /// Events are shared between watchers, never copied per watcher.
 pub type SharedEvent = Arc<DeviceEvent>;
 
+/// A watcher's starting state, read a page at a time: given the last
+/// device of the previous page (`None` first), the next page, empty at the
+/// end. Each page is read under the registry's lock on its own, so a watch
+/// of a million devices never holds presence (and calls) up for long.
+pub type Snapshot = Box<dyn FnMut(Option<&str>) -> Vec<DeviceEvent> + Send>;
+
+/// A [`Snapshot`] of a list already taken (tests, small sets).
+pub fn snapshot_of(events: Vec<DeviceEvent>) -> Snapshot {
+    let mut events = Some(events);
+    Box::new(move |_| events.take().unwrap_or_default())
+}
+
 /// The sending side, owned by the gateway core.
 pub struct Hub {
     tx: broadcast::Sender<SharedEvent>,
@@ -93,13 +105,14 @@ impl Hub {
         self.tx.subscribe()
     }
 
-    /// Starts a watcher: `initial` (the current state of every match, taken
-    /// by the caller *after* this subscribed, so no change falls in between)
-    /// then a `synced` marker, then live events matching `pattern`.
+    /// Starts a watcher: `initial` (the current state of every match, read
+    /// *after* `rx` subscribed, so no change falls in between: a change
+    /// during the paging arrives after the snapshot, newest last) then a
+    /// `synced` marker, then live events matching `pattern`.
     pub fn watch(
         &self,
         rx: broadcast::Receiver<SharedEvent>,
-        initial: Vec<DeviceEvent>,
+        initial: Snapshot,
         pattern: String,
         include_events: bool,
         access: Access,
@@ -145,7 +158,7 @@ async fn forward(
     mut rx: broadcast::Receiver<SharedEvent>,
     tx: mpsc::Sender<SharedEvent>,
     mut closed: watch::Receiver<bool>,
-    initial: Vec<DeviceEvent>,
+    mut initial: Snapshot,
     filter: Filter,
     open: Open,
 ) {
@@ -154,10 +167,17 @@ async fn forward(
         include_events,
         access,
     } = filter;
-    let devices = initial.len() as u32;
-    for ev in initial {
-        if tx.send(Arc::new(ev)).await.is_err() {
-            return;
+    let mut devices = 0u32;
+    let mut after: Option<String> = None;
+    loop {
+        let page = initial(after.as_deref());
+        let Some(last) = page.last() else { break };
+        after = Some(last.device.clone());
+        for ev in page {
+            devices += 1;
+            if tx.send(Arc::new(ev)).await.is_err() {
+                return;
+            }
         }
     }
     if tx
@@ -223,7 +243,7 @@ mod tests {
         let rx = hub.subscribe();
         let mut s = hub.watch(
             rx,
-            vec![event("pump-1", presence("pump-1"))],
+            snapshot_of(vec![event("pump-1", presence("pump-1"))]),
             "pump-*".into(),
             false,
             Access::All,
@@ -247,7 +267,7 @@ mod tests {
     async fn close_sends_a_final_closing_event_then_ends() {
         let hub = Hub::new(16);
         let rx = hub.subscribe();
-        let mut s = hub.watch(rx, vec![], String::new(), false, Access::All);
+        let mut s = hub.watch(rx, snapshot_of(vec![]), String::new(), false, Access::All);
         let synced = s.next().await.expect("synced");
         assert!(matches!(synced.kind, Some(Kind::Synced(_))));
         hub.close();
@@ -263,7 +283,7 @@ mod tests {
     async fn slow_watcher_gets_lagged_and_never_blocks_sender() {
         let hub = Hub::new(4);
         let rx = hub.subscribe();
-        let mut s = hub.watch(rx, vec![], String::new(), false, Access::All);
+        let mut s = hub.watch(rx, snapshot_of(vec![]), String::new(), false, Access::All);
         // Nobody reads: the sender must still never block.
         for i in 0..100 {
             hub.send(&format!("d{i}"), presence("x"));

@@ -92,13 +92,16 @@ impl Gateway {
             return Err(Error::ShuttingDown);
         }
         let rx = self.hub.subscribe();
-        let initial = self
-            .registry
-            .read()
-            .list(pattern, None)
-            .filter(|(id, _)| access.may_watch(id))
-            .map(|(id, s)| crate::watch::event(id, Kind::Presence(device_proto(id, s))))
-            .collect();
+        let (registry, glob, who) = (self.registry.clone(), pattern.to_owned(), access.clone());
+        let initial: crate::watch::Snapshot = Box::new(move |after| {
+            registry
+                .read()
+                .list(&glob, after)
+                .filter(|(id, _)| who.may_watch(id))
+                .take(WATCH_PAGE)
+                .map(|(id, s)| crate::watch::event(id, Kind::Presence(device_proto(id, s))))
+                .collect()
+        });
         Ok(self.hub.watch(
             rx,
             initial,
@@ -108,6 +111,9 @@ impl Gateway {
         ))
     }
 }
+
+/// Devices a watch's starting state reads per hold of the registry lock.
+const WATCH_PAGE: usize = 256;
 
 /// The API's view of one registry entry.
 pub(crate) fn device_proto(id: &str, s: &DeviceState) -> v1::Device {
