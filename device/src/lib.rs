@@ -51,6 +51,7 @@
 pub mod broker_args;
 mod device;
 pub mod fds;
+pub mod fleet;
 mod handlers;
 mod methods;
 mod outbox;
