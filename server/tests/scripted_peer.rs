@@ -393,3 +393,66 @@ async fn half_open_broker_fails_calls_within_the_keep_alive() {
     drop(conn);
     rig.stop().await;
 }
+
+/// A broker busy sending (a large retained presence sync) answers PINGREQ
+/// late, behind everything queued before it. rumqttc pings every
+/// keep-alive whatever the traffic and, by itself, drops the connection
+/// when the previous PINGRESP is still due: each reconnect restarted the
+/// sync. Anything received must count as the answer, so the gateway pings
+/// again on the same connection while messages keep coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_pingresp_behind_traffic_keeps_the_link() {
+    let mut rig = gateway(
+        ScriptedPeer::start_with(Script {
+            pingresp: false,
+            ..Script::default()
+        })
+        .await,
+    )
+    .await;
+    let mut conn = rig.session().await;
+    let topics = Topics::default();
+    let online = Presence {
+        online: true,
+        session: "s1".into(),
+        methods: vec![],
+    }
+    .to_json();
+    // Traffic paced well inside the watchdog's 1.5 x keep-alive; the
+    // pacing makes load, it synchronises nothing.
+    let stream = {
+        let commands = conn.sender();
+        tokio::spawn(async move {
+            for i in 0u64.. {
+                commands.publish(topics.presence(&format!("busy-{i}")), online.clone(), None);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    // rumqttc's first ping goes at 5 s (its floor), the second at 10 s:
+    // without the fix the second is an error that closes the link instead.
+    let pings = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut pings = 0;
+        while pings < 2 {
+            match conn.next().await {
+                thingcall_testkit::peer::Seen::Packet(p)
+                    if matches!(*p, rumqttc::v5::mqttbytes::v5::Packet::PingReq(_)) =>
+                {
+                    pings += 1
+                }
+                thingcall_testkit::peer::Seen::Packet(_) => {}
+                thingcall_testkit::peer::Seen::Closed(why) => return Err(why),
+            }
+        }
+        Ok(pings)
+    })
+    .await
+    .expect("two pings within 30 s");
+    stream.abort();
+    assert_eq!(pings, Ok(2), "the link was dropped");
+    assert!(rig
+        .metrics()
+        .await
+        .contains("thingcall_mqtt_reconnects_total 0"));
+    rig.stop().await;
+}

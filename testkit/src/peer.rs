@@ -153,6 +153,44 @@ enum Command {
     Close,
 }
 
+/// The sending half of a [`PeerConnection`] ([`PeerConnection::sender`]).
+#[derive(Clone)]
+pub struct PeerSender {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl PeerSender {
+    /// Sends `packet`, encoded as a broker would.
+    pub fn send(&self, packet: &Packet) {
+        let mut buf = BytesMut::new();
+        packet.write(&mut buf, None).expect("encodable packet");
+        self.send_raw(buf.freeze());
+    }
+
+    /// Sends `bytes` as they are: anything, framed or not (see [`raw`]).
+    pub fn send_raw(&self, bytes: impl Into<Bytes>) {
+        let _ = self.commands.send(Command::Send(bytes.into()));
+    }
+
+    /// Publishes `payload` on `topic` (any bytes, UTF-8 or not) at QoS 0.
+    pub fn publish(
+        &self,
+        topic: impl Into<Bytes>,
+        payload: impl Into<Bytes>,
+        properties: Option<PublishProperties>,
+    ) {
+        self.send(&Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: topic.into(),
+            pkid: 0,
+            payload: payload.into(),
+            properties,
+        }));
+    }
+}
+
 /// One client connection. Dropping it closes the connection.
 pub struct PeerConnection {
     /// When the listener accepted it.
@@ -218,14 +256,12 @@ impl PeerConnection {
 
     /// Sends `packet`, encoded as a broker would.
     pub fn send(&self, packet: &Packet) {
-        let mut buf = BytesMut::new();
-        packet.write(&mut buf, None).expect("encodable packet");
-        self.send_raw(buf.freeze());
+        self.sender().send(packet);
     }
 
     /// Sends `bytes` as they are: anything, framed or not (see [`raw`]).
     pub fn send_raw(&self, bytes: impl Into<Bytes>) {
-        let _ = self.commands.send(Command::Send(bytes.into()));
+        self.sender().send_raw(bytes);
     }
 
     /// Publishes `payload` on `topic` (any bytes, UTF-8 or not) at QoS 0.
@@ -235,15 +271,15 @@ impl PeerConnection {
         payload: impl Into<Bytes>,
         properties: Option<PublishProperties>,
     ) {
-        self.send(&Packet::Publish(Publish {
-            dup: false,
-            qos: QoS::AtMostOnce,
-            retain: false,
-            topic: topic.into(),
-            pkid: 0,
-            payload: payload.into(),
-            properties,
-        }));
+        self.sender().publish(topic, payload, properties);
+    }
+
+    /// A handle that sends on this connection, for a task that keeps
+    /// sending while the test reads what the client sends.
+    pub fn sender(&self) -> PeerSender {
+        PeerSender {
+            commands: self.commands.clone(),
+        }
     }
 
     /// Grants `subscribe` now (after the script withheld its SUBACK).
