@@ -2,15 +2,25 @@
  * The live device list: one `WatchDevice` stream for the filter, its
  * snapshot swapped in whole at `synced` (so a reconnect never shows a
  * half list), presence changes applied as they come, and the stream
- * reopened with backoff when it ends or fails.
+ * reopened with backoff when it ends or fails. A watch may cover a million
+ * devices: the page shows the first {@link SHOWN} by id and how many more
+ * there are, and redraws at most once per animation frame.
  */
 import type { Client, DeviceInfo } from "../../src/index.js";
 import { toThingcallError } from "../../src/index.js";
 import { byTestId, el, notice } from "./dom.js";
+import { FrameScheduler } from "./frame.js";
+import { Roster } from "./roster.js";
 
 /** Reconnect delays: doubling from half a second, at most ten. */
 const FIRST_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 10_000;
+
+/**
+ * Rows the list shows at most. Enough to scroll through a site's devices;
+ * past that a person filters, and the page stays quick with a million.
+ */
+export const SHOWN = 500;
 
 export interface DeviceListEvents {
   /** A device was clicked. */
@@ -25,7 +35,8 @@ export class DeviceList {
   private readonly list = byTestId<HTMLUListElement>("device-list");
   private readonly status = byTestId("stream-status");
   private readonly error = byTestId("watch-error");
-  private devices = new Map<string, DeviceInfo>();
+  private devices = new Roster();
+  private readonly frame = new FrameScheduler(() => this.render());
   private selected: string | undefined;
   private pattern = "";
   private run: AbortController | undefined;
@@ -42,7 +53,7 @@ export class DeviceList {
 
   select(id: string): void {
     this.selected = id;
-    this.render();
+    this.frame.request();
     this.events.onChange(this.current);
   }
 
@@ -59,11 +70,11 @@ export class DeviceList {
     let backoff = FIRST_BACKOFF_MS;
     while (!signal.aborted) {
       this.setStatus("connecting", "connecting…");
-      let snapshot: Map<string, DeviceInfo> | undefined = new Map();
+      let snapshot: Roster | undefined = new Roster();
       try {
         for await (const ev of this.client.watch(this.pattern, { signal })) {
           if (ev.kind === "presence") {
-            if (snapshot) snapshot.set(ev.device.id, ev.device);
+            if (snapshot) apply(snapshot, ev.device);
             else this.update(ev.device);
           } else if (ev.kind === "synced" && snapshot) {
             this.devices = snapshot;
@@ -72,7 +83,7 @@ export class DeviceList {
             this.list.dataset["synced"] = "true";
             notice(this.error, "");
             this.setStatus("live", "live");
-            this.render();
+            this.frame.request();
             this.events.onChange(this.current);
           } else if (ev.kind === "closing") {
             notice(this.error, `the gateway is closing the stream (${ev.reason})`);
@@ -94,10 +105,12 @@ export class DeviceList {
     }
   }
 
+  /** A change after `synced`: redrawn only when it shows (a row of the first {@link SHOWN}, or the count). */
   private update(d: DeviceInfo): void {
-    this.devices.set(d.id, d);
-    this.render();
-    if (d.id === this.selected) this.events.onChange(d);
+    const before = this.devices.size;
+    const at = apply(this.devices, d);
+    if (at !== undefined && (at < SHOWN || this.devices.size !== before)) this.frame.request();
+    if (d.id === this.selected) this.events.onChange(this.current);
   }
 
   private setStatus(state: string, text: string): void {
@@ -106,13 +119,15 @@ export class DeviceList {
   }
 
   private render(): void {
-    const items = [...this.devices.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    if (items.length === 0) {
+    const total = this.devices.size;
+    if (total === 0) {
       const synced = this.list.dataset["synced"] === "true";
       this.list.replaceChildren(el("li", "empty", synced ? "no devices match" : "loading…"));
       return;
     }
-    this.list.replaceChildren(...items.map((d) => this.item(d)));
+    const rows: HTMLLIElement[] = this.devices.first(SHOWN).map((d) => this.item(d));
+    if (total > SHOWN) rows.push(more(total - SHOWN));
+    this.list.replaceChildren(...rows);
   }
 
   private item(d: DeviceInfo): HTMLLIElement {
@@ -130,6 +145,24 @@ export class DeviceList {
     li.append(button);
     return li;
   }
+}
+
+/**
+ * Applies a presence event to `roster`; returns the device's position in id
+ * order, or `undefined` when it changed nothing. A device the gateway
+ * forgot (its retained presence was cleared) comes as a state with no
+ * `since`, which every known device has: it leaves the list.
+ */
+function apply(roster: Roster, d: DeviceInfo): number | undefined {
+  return d.since === undefined ? roster.delete(d.id) : roster.set(d);
+}
+
+/** The last row when the list is cut at {@link SHOWN}: how many are not shown, and what to do. */
+function more(remaining: number): HTMLLIElement {
+  const li = el("li", "more muted", `… and ${remaining.toLocaleString("en-US")} more: type a filter to narrow the list`);
+  li.dataset["testid"] = "device-more";
+  li.dataset["remaining"] = String(remaining);
+  return li;
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
