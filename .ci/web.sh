@@ -35,6 +35,11 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq
   apt-get install -y -qq chromium >/dev/null
 fi
+# The console test clears a device's retained presence with mosquitto_pub.
+if ! command -v mosquitto_pub >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y -qq mosquitto-clients >/dev/null
+fi
 if [ ! -x "${THINGCALL_SERVER_BIN:-target/debug/thingcall-server}" ]; then
   echo "web: no ${THINGCALL_SERVER_BIN:-target/debug/thingcall-server}; run cargo build -p thingcall-server first" >&2
   exit 1

@@ -8,6 +8,7 @@
 // THINGCALL_CONSOLE_URL (drive an already running demo gateway instead of
 // starting one), CONSOLE_SCREENSHOT (default docs/console.png),
 // CHROMIUM (default /usr/bin/chromium).
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -123,6 +124,112 @@ async function run(browser, base) {
   }
 }
 
+/** Demo devices for the long-list checks: more than the console shows. */
+const FLEET = 600;
+/** Rows the console shows at most (`SHOWN` in console/src/devices.ts). */
+const SHOWN = 500;
+
+/** The ids of the device rows, top to bottom. */
+const rowIds = (page) => page.locator('[data-testid="device"]').evaluateAll((rows) => rows.map((r) => r.dataset.device));
+
+/** Waits until the list shows exactly `rows` device rows and a device-more row only when `remaining` is a number, saying so. */
+const listShows = (page, rows, remaining) =>
+  page.waitForFunction(
+    ([rows, remaining]) => {
+      const more = document.querySelector('[data-testid="device-more"]');
+      const shown = document.querySelectorAll('[data-testid="device"]').length;
+      return shown === rows && (remaining === null ? more === null : more?.dataset.remaining === String(remaining));
+    },
+    [rows, remaining ?? null],
+    { timeout: SOON },
+  );
+
+function sameIds(got, want) {
+  if (got.length !== want.length || got.some((id, i) => id !== want[i])) {
+    const i = got.findIndex((id, i) => id !== want[i]);
+    throw new Error(`${got.length} rows, expected ${want.length}; first difference at row ${i}: ${got[i]} instead of ${want[i]}`);
+  }
+}
+
+/** Clears `id`'s retained presence on the gateway's broker (`host:port`): the gateway forgets the device. */
+function forget(mqtt, id) {
+  const at = mqtt.lastIndexOf(":");
+  const [host, port] = [mqtt.slice(0, at), mqtt.slice(at + 1)];
+  execFileSync("mosquitto_pub", ["-h", host, "-p", port, "-V", "5", "-q", "1", "-r", "-n", "-t", `thingcall/devices/${id}/presence`], {
+    timeout: SOON,
+  });
+}
+
+/** A list longer than the page shows: cut at SHOWN with the rest counted, narrowed by a filter, redrawn once a frame. */
+async function runFleet(browser) {
+  const { base, mqtt } = await startGateway([], { demo: FLEET });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 820 } });
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  // Before the page's own script: numbers animation frames, and notes each
+  // redraw of the list (a replacement of its rows) with the frame it fell in.
+  await page.addInitScript(() => {
+    const seen = { frame: 0, redraws: 0, sameFrame: 0, last: -1 };
+    window.__redraws = seen;
+    const tick = () => {
+      seen.frame++;
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    new MutationObserver((records) => {
+      for (const r of records) {
+        if (r.target.dataset?.testid !== "device-list" || r.removedNodes.length === 0) continue;
+        seen.redraws++;
+        if (seen.last === seen.frame) seen.sameFrame++;
+        seen.last = seen.frame;
+      }
+    }).observe(document, { childList: true, subtree: true });
+  });
+  const all = Array.from({ length: FLEET }, (_, i) => `demo-${i + 1}`).sort();
+
+  await check(`${FLEET} devices: the first ${SHOWN} by id are listed, and a last row counts the other ${FLEET - SHOWN}`, async () => {
+    await page.goto(`${base}/`, { timeout: SOON });
+    await listShows(page, SHOWN, FLEET - SHOWN);
+    sameIds(await rowIds(page), all.slice(0, SHOWN));
+    const text = await tid(page, "device-more").textContent();
+    const want = `… and ${FLEET - SHOWN} more: type a filter to narrow the list`;
+    if (text !== want) throw new Error(`the last row says ${JSON.stringify(text)}, expected ${JSON.stringify(want)}`);
+  });
+
+  await check("the list was redrawn at most once per animation frame", async () => {
+    const seen = await page.evaluate(() => window.__redraws);
+    if (seen.redraws === 0) throw new Error("no redraw of the list was seen");
+    if (seen.sameFrame !== 0) throw new Error(`${seen.sameFrame} of ${seen.redraws} redraws shared a frame with another`);
+  });
+
+  const ones = all.filter((id) => id.startsWith("demo-1"));
+  await check(`a filter matching ${ones.length} of them lists them all, with no device-more row`, async () => {
+    await tid(page, "filter").fill("demo-1*");
+    await tid(page, "filter").press("Tab");
+    await listShows(page, ones.length, null);
+    sameIds(await rowIds(page), ones);
+  });
+
+  await check("a selected device whose retained presence is cleared leaves the list and the call form", async () => {
+    await device(page, "demo-150").locator("button").click();
+    await tid(page, "selected-device").filter({ hasText: "demo-150" }).waitFor({ timeout: SOON });
+    forget(mqtt, "demo-150");
+    await device(page, "demo-150").waitFor({ state: "detached", timeout: SOON });
+    await tid(page, "selected-device").filter({ hasText: "no device selected" }).waitFor({ timeout: SOON });
+    sameIds(await rowIds(page), ones.filter((id) => id !== "demo-150"));
+  });
+
+  await check(`clearing the filter counts the forgotten device out: ${SHOWN} rows and ${FLEET - 1 - SHOWN} more`, async () => {
+    await tid(page, "filter").fill("");
+    await tid(page, "filter").press("Tab");
+    await listShows(page, SHOWN, FLEET - 1 - SHOWN);
+    sameIds(await rowIds(page), all.filter((id) => id !== "demo-150").slice(0, SHOWN));
+  });
+
+  if (problems.length) throw new CheckFailed(`the page reported problems:\n  ${problems.join("\n  ")}`);
+  await page.close();
+}
+
 const KEY = "tc_console_test_0123456789abcdef";
 
 /** A gateway with API keys: the page points at the token field, and the token goes where it should. */
@@ -180,8 +287,11 @@ await runTest(async () => {
   const browser = await launch();
   try {
     await run(browser, base);
-    // Needs its own gateway; skipped when driving one started by hand.
-    if (!process.env.THINGCALL_CONSOLE_URL) await runAuth(browser);
+    // These need their own gateways; skipped when driving one started by hand.
+    if (!process.env.THINGCALL_CONSOLE_URL) {
+      await runAuth(browser);
+      await runFleet(browser);
+    }
   } finally {
     await browser.close();
   }

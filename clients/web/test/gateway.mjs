@@ -41,8 +41,10 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
 
 /**
  * Starts `thingcall-server --demo 3` (plus `extra` arguments; `demo` other
- * than 3 for a fan-out wide enough to stop halfway) on free ports;
- * resolves with `{ base, child }` once it logs that it listens.
+ * than 3 for a fan-out wide enough to stop halfway, or a list longer
+ * than the console shows) on free ports; resolves with `{ base, mqtt,
+ * child }` (`mqtt`: the embedded broker's `host:port`) once it logs that
+ * it listens.
  */
 export function startGateway(extra = [], { demo = 3 } = {}) {
   const bin = process.env.THINGCALL_SERVER_BIN ?? join(root, "target", "debug", "thingcall-server");
@@ -68,7 +70,7 @@ export function startGateway(extra = [], { demo = 3 } = {}) {
       }
       if (v?.fields?.message === "thingcall-server listening" && v.fields.grpc) {
         clearTimeout(timer);
-        ok({ base: `http://${v.fields.grpc}`, child });
+        ok({ base: `http://${v.fields.grpc}`, mqtt: v.fields.mqtt, child });
       }
     });
   });
