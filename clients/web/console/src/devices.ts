@@ -107,9 +107,8 @@ export class DeviceList {
 
   /** A change after `synced`: redrawn only when it shows (a row of the first {@link SHOWN}, or the count). */
   private update(d: DeviceInfo): void {
-    const before = this.devices.size;
-    const at = apply(this.devices, d);
-    if (at !== undefined && (at < SHOWN || this.devices.size !== before)) this.frame.request();
+    const counted = apply(this.devices, d);
+    if (counted || (d.since !== undefined && this.devices.rank(d.id) < SHOWN)) this.frame.request();
     if (d.id === this.selected) this.events.onChange(this.current);
   }
 
@@ -148,12 +147,11 @@ export class DeviceList {
 }
 
 /**
- * Applies a presence event to `roster`; returns the device's position in id
- * order, or `undefined` when it changed nothing. A device the gateway
- * forgot (its retained presence was cleared) comes as a state with no
- * `since`, which every known device has: it leaves the list.
+ * Applies a presence event to `roster`; true when the count changed. A
+ * device the gateway forgot (its retained presence was cleared) comes as a
+ * state with no `since`, which every known device has: it leaves the list.
  */
-function apply(roster: Roster, d: DeviceInfo): number | undefined {
+function apply(roster: Roster, d: DeviceInfo): boolean {
   return d.since === undefined ? roster.delete(d.id) : roster.set(d);
 }
 

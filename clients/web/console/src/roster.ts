@@ -1,62 +1,59 @@
 /**
  * The devices a watch knows, by id and in id order. The list shows only
  * the first few hundred of a fleet that may be a million strong, so the
- * order is kept as it changes (an append for the snapshot, which the
- * gateway sends sorted by id; a binary search for the rest) instead of
- * sorting everything for every frame.
+ * order is kept as it changes instead of sorting everything for every
+ * frame: the snapshot, which the gateway sends sorted by id, is appended;
+ * ids that arrive out of order, and removals, wait in a batch that is
+ * merged in once, when the list is next read (one pass over the ids per
+ * frame however many changed, not one per change).
  */
 import type { DeviceInfo } from "../../src/index.js";
 
 export class Roster {
   private readonly byId = new Map<string, DeviceInfo>();
-  /** Every id of `byId`, ascending (JavaScript string order). */
-  private readonly ids: string[] = [];
+  /** Ids ascending (JavaScript string order) as of the last merge; may still hold `gone` ones. */
+  private ids: string[] = [];
+  /** New ids not yet merged into `ids`, in arrival order. */
+  private added: string[] = [];
+  /** Ids deleted but still in `ids`. */
+  private readonly gone = new Set<string>();
 
   /** How many devices there are. */
   get size(): number {
-    return this.ids.length;
+    return this.byId.size;
   }
 
   get(id: string): DeviceInfo | undefined {
     return this.byId.get(id);
   }
 
-  /** Adds `d` or replaces its earlier state; returns its position in id order. */
-  set(d: DeviceInfo): number {
+  /** Adds `d` or replaces its earlier state; true when it is a new device (the count changed). */
+  set(d: DeviceInfo): boolean {
     const known = this.byId.has(d.id);
     this.byId.set(d.id, d);
-    if (known) return this.position(d.id);
+    if (known) return false;
+    if (this.gone.delete(d.id)) return true; // Deleted and back before a merge: still in `ids`.
     const last = this.ids[this.ids.length - 1];
-    if (last === undefined || last < d.id) {
-      // The snapshot's case: ids arrive in order, so each one goes last.
-      this.ids.push(d.id);
-      return this.ids.length - 1;
-    }
-    const at = this.position(d.id);
-    this.ids.splice(at, 0, d.id);
-    return at;
+    if (this.added.length === 0 && (last === undefined || last < d.id)) this.ids.push(d.id);
+    else this.added.push(d.id);
+    return true;
   }
 
-  /** Forgets `id`; returns the position it had, or `undefined` when it was not here. */
-  delete(id: string): number | undefined {
-    if (!this.byId.delete(id)) return undefined;
-    const at = this.position(id);
-    this.ids.splice(at, 1);
-    return at;
+  /** Forgets `id`; true when it was here. */
+  delete(id: string): boolean {
+    if (!this.byId.delete(id)) return false;
+    const pending = this.added.indexOf(id);
+    if (pending >= 0) this.added.splice(pending, 1);
+    else this.gone.add(id);
+    return true;
   }
 
-  /** The first `n` devices in id order. */
-  first(n: number): DeviceInfo[] {
-    const out: DeviceInfo[] = [];
-    for (const id of this.ids.slice(0, n)) {
-      const d = this.byId.get(id);
-      if (d) out.push(d);
-    }
-    return out;
-  }
-
-  /** Where `id` is, or would go, in `ids` (the first index not below it). */
-  private position(id: string): number {
+  /**
+   * Where a known device stands in id order as of the last read of
+   * {@link first}: changes since then can move it, but they changed the
+   * count, so whoever watches the count redraws anyway.
+   */
+  rank(id: string): number {
     let lo = 0;
     let hi = this.ids.length;
     while (lo < hi) {
@@ -65,5 +62,45 @@ export class Roster {
       else hi = mid;
     }
     return lo;
+  }
+
+  /** The first `n` devices in id order. */
+  first(n: number): DeviceInfo[] {
+    this.merge();
+    const out: DeviceInfo[] = [];
+    for (const id of this.ids.slice(0, n)) {
+      const d = this.byId.get(id);
+      if (d) out.push(d);
+    }
+    return out;
+  }
+
+  /** Folds the pending additions and removals into `ids`, in one pass. */
+  private merge(): void {
+    if (this.gone.size > 0) {
+      this.ids = this.ids.filter((id) => !this.gone.has(id));
+      this.gone.clear();
+    }
+    if (this.added.length === 0) return;
+    const added = this.added.sort();
+    this.added = [];
+    const merged: string[] = new Array<string>(this.ids.length + added.length);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < this.ids.length && j < added.length) {
+      const a = this.ids[i] as string;
+      const b = added[j] as string;
+      if (a < b) {
+        merged[k++] = a;
+        i++;
+      } else {
+        merged[k++] = b;
+        j++;
+      }
+    }
+    while (i < this.ids.length) merged[k++] = this.ids[i++] as string;
+    while (j < added.length) merged[k++] = added[j++] as string;
+    this.ids = merged;
   }
 }
