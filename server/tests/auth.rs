@@ -171,8 +171,10 @@ async fn bad_credentials_are_refused_on_every_surface() {
     }
 
     // Health checks and /metrics stay open.
-    let health = common::http::get(&format!("{}/metrics", h.base())).await;
-    assert_eq!(health.status, 200);
+    for path in ["/metrics", "/livez", "/readyz"] {
+        let open = common::http::get(&format!("{}{path}", h.base())).await;
+        assert_eq!(open.status, 200, "{path}");
+    }
     let channel = tonic::transport::Channel::from_shared(h.base())
         .unwrap()
         .connect()

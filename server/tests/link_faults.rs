@@ -126,6 +126,12 @@ async fn link_fault(kind: Broker, fault: Fault) {
     assert_eq!(common::reason(&e), "BROKER_UNAVAILABLE");
     becomes(&h, service, ServingStatus::NotServing).await;
     assert_eq!(status(&h, "").await, ServingStatus::Serving);
+    // The same over HTTP, for load balancers that only speak HTTP/1.
+    let ready = common::http::get(&format!("{}/readyz", h.base())).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(&ready.body[..], b"not ready: no broker session\n");
+    let live = common::http::get(&format!("{}/livez", h.base())).await;
+    assert_eq!(live.status, 200);
 
     // The link comes back: the session reconnects and calls go through.
     proxy.set(Fault::Pass);
@@ -145,6 +151,8 @@ async fn link_fault(kind: Broker, fault: Fault) {
         b"back".as_slice()
     );
     becomes(&h, service, ServingStatus::Serving).await;
+    let ready = common::http::get(&format!("{}/readyz", h.base())).await;
+    assert_eq!(ready.status, 200);
     gate.add_permits(1);
     h.stop().await;
 }

@@ -128,6 +128,9 @@ async fn calls_in_flight_finish_while_new_ones_are_refused(kind: Broker) {
         let _ = draining.wait_for(|d| *d).await;
     })
     .await;
+    let ready = common::http::get(&format!("{base}/readyz")).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(&ready.body[..], b"not ready: shutting down\n");
     let refused = h
         .client
         .clone()

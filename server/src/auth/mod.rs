@@ -135,11 +135,14 @@ impl Auth {
         }))
     }
 
-    /// Paths served without credentials: the gRPC health checks (load
-    /// balancers and Kubernetes probes carry none) and, unless
+    /// Paths served without credentials: the health checks, gRPC and
+    /// HTTP (load balancers and Kubernetes probes carry none) and, unless
     /// `--metrics-auth`, `/metrics`.
     pub fn is_open(&self, path: &str) -> bool {
-        path.starts_with("/grpc.health.v1.Health/") || (path == "/metrics" && !self.metrics_auth)
+        path.starts_with("/grpc.health.v1.Health/")
+            || path == "/livez"
+            || path == "/readyz"
+            || (path == "/metrics" && !self.metrics_auth)
     }
 
     /// The subject of a request with `headers` from a connection whose

@@ -6,6 +6,8 @@
 //! - `GET /v1/devices/{target}/events`, `GET /v1/events?target=`: WatchDevice as Server-Sent Events
 //! - `POST /v1/invoke-many`: InvokeMany as NDJSON (or Server-Sent Events)
 //! - `GET /metrics`: Prometheus text
+//! - `GET /livez`, `GET /readyz`: the gRPC health statuses for HTTP-only
+//!   checks (an ALB's HTTP/1 target group, an `httpGet` probe)
 
 pub mod error;
 pub mod extract;
@@ -53,6 +55,8 @@ pub fn router(core: Arc<Gateway>) -> Router {
         .route("/v1/events", get(sse::events))
         .route("/v1/invoke-many", post(fanout::invoke_many))
         .route("/metrics", get(metrics))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(core)
 }
@@ -128,6 +132,35 @@ fn server_timing(answer: &crate::gateway::Answer, handler: Duration) -> String {
             ms(total)
         ),
         None => format!("gateway;dur={:.3}, total;dur={:.3}", ms(gateway), ms(total)),
+    }
+}
+
+/// Liveness: 200 while the process serves requests, like the gRPC health
+/// check of service `""`.
+async fn livez() -> &'static str {
+    "live\n"
+}
+
+/// Readiness: 200 while the MQTT session is up and the gateway is not
+/// draining, 503 otherwise, like the gRPC health of
+/// `thingcall.v1.DeviceGateway`: a balancer sends calls only where they
+/// can reach a device.
+async fn readyz(State(core): State<Arc<Gateway>>) -> Response {
+    use axum::http::StatusCode;
+    if core.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n",
+        )
+            .into_response()
+    } else if !*core.connected().borrow() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no broker session\n",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
     }
 }
 
