@@ -28,6 +28,9 @@ const HTTP_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// A started gateway. Stop it with [`Running::stop`].
 pub struct Running {
+    /// Verifies or redoes the MQTT link from outside (a process thawed
+    /// after a freeze, as a Lambda function between invocations).
+    pub link: crate::mqtt::LinkControl,
     /// Where every API (gRPC, gRPC-web, HTTP/JSON) is served.
     pub grpc_addr: SocketAddr,
     /// The broker the gateway uses.
@@ -52,6 +55,7 @@ pub struct Running {
     /// True once the health status says SERVING (the session is up).
     ready: watch::Receiver<bool>,
     health: HealthReporter,
+    cors_origins: Vec<String>,
     drain_timeout: Duration,
     /// Ends the HTTP server: GOAWAY, then close once requests finished.
     http_stop: watch::Sender<bool>,
@@ -157,6 +161,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     let gateway = Arc::new(gateway);
     let (mqtt_stop, mqtt_stop_rx) = watch::channel(false);
+    let link = session.link();
     let session = session.spawn(gateway.router(), as_incoming(&gateway), mqtt_stop_rx);
     let grace = tokio::spawn(gateway.clone().run_presence_grace());
 
@@ -207,6 +212,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let demo = demo_devices(&config, &mqtt_addr, websocket, credentials);
 
     Ok(Running {
+        link,
         grpc_addr,
         mqtt_addr,
         mqtt_ws_addr,
@@ -219,6 +225,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         grace,
         ready,
         health,
+        cors_origins: config.cors_origins.clone(),
         drain_timeout: config.drain_timeout,
         http_stop,
         mqtt_stop,
@@ -281,6 +288,18 @@ async fn serve_http(
 }
 
 impl Running {
+    /// Every API as one service, as the port serves it (authentication
+    /// included), for a caller without a socket: the Lambda adapter hands
+    /// it each event as an HTTP request.
+    pub fn app(&self) -> axum::Router {
+        crate::api::app::router(
+            self.gateway.clone(),
+            self.auth.clone(),
+            crate::api::health::service(&self.health, self.http_stop.subscribe()),
+            &self.cors_origins,
+        )
+    }
+
     /// Waits until the MQTT session is up and health says SERVING.
     pub async fn wait_connected(&self) {
         let mut rx = self.ready.clone();

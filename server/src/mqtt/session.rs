@@ -18,7 +18,9 @@ use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
 use thingcall_proto::wire::BrokerLimits;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+use super::link::{Command, LinkControl, Verifications};
 use tokio::task::JoinHandle;
 
 use super::contract::Router;
@@ -116,6 +118,8 @@ pub struct Session {
     settings: SessionSettings,
     client: AsyncClient,
     eventloop: EventLoop,
+    link: LinkControl,
+    commands: mpsc::UnboundedReceiver<Command>,
 }
 
 /// Builds the outbox callers publish through and the session that
@@ -152,17 +156,25 @@ pub fn connect(settings: SessionSettings) -> Result<(Outbox, Session), String> {
     opts.set_network_options(net);
     let (client, eventloop) = AsyncClient::new(opts, settings.request_queue);
     let outbox = Outbox::new(client.clone(), settings.request_qos);
+    let (link, commands) = LinkControl::new();
     Ok((
         outbox,
         Session {
             settings,
             client,
             eventloop,
+            link,
+            commands,
         },
     ))
 }
 
 impl Session {
+    /// A handle to verify or redo the link from outside ([`LinkControl`]).
+    pub fn link(&self) -> LinkControl {
+        self.link.clone()
+    }
+
     /// Starts the session task, subscribed to `router`'s filters and
     /// feeding `core`; it ends when `stop` turns true, and its result says
     /// whether it said goodbye to the broker with a DISCONNECT.
@@ -186,7 +198,11 @@ async fn run(
         settings,
         client,
         mut eventloop,
+        link: _,
+        mut commands,
     } = session;
+    // Round trips asked for through the LinkControl, counted per connection.
+    let mut verifications = Verifications::default();
     let batches = subscribe_batches(
         &router.subscriptions(),
         settings.limits.max_filters_per_subscribe,
@@ -239,8 +255,11 @@ async fn run(
             _ = tokio::time::sleep_until(watch_until.unwrap_or_else(Instant::now)), if watch_until.is_some() => {
                 if !probed {
                     probed = true;
-                    if let Err(e) = client.try_subscribe_many([probe.clone()]) {
-                        tracing::debug!(error = %e, "could not queue the link probe");
+                    match client.try_subscribe_many([probe.clone()]) {
+                        Ok(()) => {
+                            verifications.sent();
+                        }
+                        Err(e) => tracing::debug!(error = %e, "could not queue the link probe"),
                     }
                     continue;
                 }
@@ -263,6 +282,17 @@ async fn run(
                     settings.keep_alive.as_millis()
                 ))
             }
+            Some(command) = commands.recv() => match command {
+                Command::Verify(done) => {
+                    // Without a session `done` is dropped: LinkDown.
+                    if up && client.try_subscribe_many([probe.clone()]).is_ok() {
+                        let n = verifications.sent();
+                        verifications.wait(n, done);
+                    }
+                    continue;
+                }
+                Command::Reconnect => Err("reconnect asked for (the link may not have survived a freeze)".to_owned()),
+            },
             _ = stop.wait_for(|s| *s) => break,
         };
         // The gateway allows no topic aliases (its CONNECT sets no Topic
@@ -299,12 +329,16 @@ async fn run(
                 // few SUBSCRIBEs as the broker allows; ready on the last SubAck.
                 suback_due = batches.len();
                 for batch in &batches {
-                    if let Err(e) = client.try_subscribe_many(batch.clone()) {
-                        tracing::warn!(error = %e, "could not queue subscriptions");
+                    match client.try_subscribe_many(batch.clone()) {
+                        Ok(()) => {
+                            verifications.sent();
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not queue subscriptions"),
                     }
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                verifications.acked();
                 let refused = ack.return_codes.iter().any(|c| {
                     !matches!(
                         c,
@@ -327,7 +361,9 @@ async fn run(
                     tracing::info!(host = %settings.host, port = settings.port, "MQTT session up");
                     core.on_ready();
                     sync_due = client.try_subscribe_many([probe.clone()]).is_ok();
-                    if !sync_due {
+                    if sync_due {
+                        verifications.sent();
+                    } else {
                         tracing::warn!(
                             "could not queue the presence sync; presence is trusted as it comes"
                         );
@@ -350,6 +386,7 @@ async fn run(
             }
             Ok(_) => {}
             Err(e) => {
+                verifications.reset();
                 sync_due = false;
                 settle_until = None;
                 subscribed_by = None;
