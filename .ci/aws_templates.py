@@ -20,7 +20,7 @@ that tie a template to the gateway.
 
 Run: python3 .ci/aws_templates.py (from the repository root). Needs cfn-lint
 (its YAML loader) and dash; the last check also needs openssl, mosquitto and
-a built thingcall-server (THINGCALL_SERVER, else target/debug or
+a built thingcall-server (THINGCALL_SERVER_BIN, else target/debug or
 target/release), and is skipped, saying so, without them.
 """
 
@@ -347,7 +347,7 @@ def free_port():
 
 
 def gateway_binary():
-    candidates = [os.environ.get("THINGCALL_SERVER", "")] + [
+    candidates = [os.environ.get("THINGCALL_SERVER_BIN", "")] + [
         str(ROOT / "target" / p / "thingcall-server") for p in ("debug", "release")
     ]
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)

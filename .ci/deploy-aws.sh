@@ -7,7 +7,7 @@
 # against deploy/aws-iot/gateway-policy.json, the deadlines, the ALB's
 # routing and health checks, and the task's start-up script (with the real
 # gateway against a Mosquitto asking for client certificates, when a built
-# thingcall-server is at THINGCALL_SERVER or in target/).
+# thingcall-server is at THINGCALL_SERVER_BIN or in target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
