@@ -21,16 +21,8 @@ payload=64
 cargo build --release -q -p thingcall-server -p thingcall-cli -p thingcall-device
 cargo build --release -q -p thingcall-testkit --bin delay-proxy
 bin=${CARGO_TARGET_DIR:-target}/release
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 log() { echo "bench: $*" >&2; }
 
 # --- broker ------------------------------------------------------------
