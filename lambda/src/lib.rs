@@ -74,6 +74,13 @@ impl Function {
     /// (the router is called directly; the port only keeps the gateway's
     /// usual shape) and connects to the broker once.
     pub async fn start(mut config: Config) -> anyhow::Result<Function> {
+        // Without a URL the gateway would start its embedded broker, which
+        // no device can reach in a Lambda environment.
+        if config.mqtt_url.is_none() {
+            anyhow::bail!(
+                "THINGCALL_MQTT_URL is not set: give the broker, e.g. wss://<endpoint>/mqtt for AWS IoT Core"
+            );
+        }
         config.listen = ([127, 0, 0, 1], 0).into();
         let keep_alive = config.mqtt_keep_alive;
         let started = Instant::now();

@@ -157,3 +157,11 @@ async fn a_freeze_is_checked_before_the_next_call_publishes() {
     assert_eq!(metric(&f, "thingcall_mqtt_reconnects_total"), "1");
     f.stop().await;
 }
+
+#[tokio::test]
+async fn without_a_broker_url_the_function_refuses_to_start() {
+    let mut cfg = Config::parse_from(["thingcall-lambda"]);
+    cfg.mqtt_url = None;
+    let err = Function::start(cfg).await.err().expect("refused");
+    assert!(err.to_string().contains("THINGCALL_MQTT_URL"), "{err}");
+}
