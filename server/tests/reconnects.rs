@@ -5,6 +5,9 @@
 //! come back fails with DEVICE_OFFLINE instead of burning its deadline on a
 //! stale "online"; a device that flaps never leaves a call to time out; and
 //! once its grace period ends, a device never confirmed is shown offline.
+//! From outside the session (`Running::link`, as the Lambda adapter uses
+//! it after a freeze) the link can be verified or redone, and what was
+//! asked during an outage does not redo the session that follows it.
 
 mod common;
 
@@ -21,6 +24,7 @@ broker_tests!(
     broker_restart_after_a_long_outage,
     flapping_device_never_leaves_a_call_to_time_out,
     retained_presence_has_all_arrived_when_synced,
+    link_control_verifies_and_redoes_the_link,
 );
 
 /// The line of `name` (with its labels) on the gateway's `/metrics`.
@@ -345,5 +349,52 @@ async fn retained_presence_has_all_arrived_when_synced(mut h: Harness) {
         );
     }
     assert_eq!(metric(&h, "thingcall_devices_online"), N as u64);
+    h.stop().await;
+}
+
+async fn link_control_verifies_and_redoes_the_link(mut h: Harness) {
+    let link = h.gw().link.clone();
+    soon("a round trip", link.verify())
+        .await
+        .expect("the link is up");
+    assert_eq!(metric(&h, "thingcall_mqtt_reconnects_total"), 0);
+
+    // Redone on request: down, then up on a new session.
+    let mut connected = h.gw().gateway.connected();
+    link.reconnect();
+    soon("the old session ends", connected.wait_for(|c| !*c))
+        .await
+        .unwrap();
+    soon("a new session", connected.wait_for(|c| *c))
+        .await
+        .unwrap();
+    assert_eq!(metric(&h, "thingcall_mqtt_reconnects_total"), 1);
+    soon("a round trip", link.verify()).await.expect("up again");
+
+    // Asked during an outage: the verification fails (no link), and the
+    // reconnect request does not redo the session that comes once the
+    // broker is back.
+    let mut tallies = h.gw().gateway.tallies();
+    h.kill_broker().await;
+    soon("gateway notices", connected.wait_for(|c| !*c))
+        .await
+        .unwrap();
+    let failures = tallies.borrow_and_update().connection_failures;
+    soon(
+        "the gateway retries",
+        tallies.wait_for(|t| t.connection_failures > failures),
+    )
+    .await
+    .unwrap();
+    assert!(link.verify().await.is_err(), "no session, no round trip");
+    link.reconnect();
+    h.restart_broker().await;
+    soon("the session is back", connected.wait_for(|c| *c))
+        .await
+        .unwrap();
+    soon("a round trip", link.verify())
+        .await
+        .expect("the session after the outage answers");
+    assert_eq!(metric(&h, "thingcall_mqtt_reconnects_total"), 2);
     h.stop().await;
 }

@@ -424,6 +424,11 @@ async fn run(
                 }
                 eventloop.clean();
                 eventloop.pending.clear();
+                // Asked for during the backoff: a reconnect is under way
+                // already (acting on it would only abort the next attempt),
+                // and a verification belongs to the old link (its sender is
+                // dropped: LinkDown).
+                while commands.try_recv().is_ok() {}
             }
         }
     }
