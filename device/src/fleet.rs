@@ -109,7 +109,7 @@ pub async fn load(plan: &FleetPlan, mut progress: impl FnMut(u64)) -> Result<Loa
     });
 
     let topics = Topics::new(&plan.topic_root);
-    let body = |_: u64| -> Vec<u8> {
+    let body = || -> Vec<u8> {
         if plan.clear {
             Vec::new()
         } else {
@@ -134,7 +134,7 @@ pub async fn load(plan: &FleetPlan, mut progress: impl FnMut(u64)) -> Result<Loa
     for n in 1..=plan.count {
         let topic = topics.presence(&plan.device(n));
         if client
-            .publish(topic, QoS::AtMostOnce, true, body(n))
+            .publish(topic, QoS::AtMostOnce, true, body())
             .await
             .is_err()
         {

@@ -326,7 +326,7 @@ impl Registry {
     }
 
     /// Devices matching `pattern` (see `wire::glob_match`) with ids after
-    /// `after`, at most `limit`, in id order.
+    /// `after`, in id order (callers take what they need).
     pub fn list<'a>(
         &'a self,
         pattern: &'a str,

@@ -27,8 +27,9 @@ pub type SharedEvent = Arc<DeviceEvent>;
 /// of a million devices never holds presence (and calls) up for long.
 pub type Snapshot = Box<dyn FnMut(Option<&str>) -> Vec<DeviceEvent> + Send>;
 
-/// A [`Snapshot`] of a list already taken (tests, small sets).
-pub fn snapshot_of(events: Vec<DeviceEvent>) -> Snapshot {
+/// A [`Snapshot`] of a list already taken.
+#[cfg(test)]
+fn snapshot_of(events: Vec<DeviceEvent>) -> Snapshot {
     let mut events = Some(events);
     Box::new(move |_| events.take().unwrap_or_default())
 }
