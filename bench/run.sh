@@ -79,10 +79,18 @@ wan=$(free_port)
 pids+=("$!")
 wait_port "$wan"
 start_gateway wan --mqtt-url "mqtts://127.0.0.1:$wan" --mqtt-ca "$work/ca.pem" --qos 1
+# And 10 ms each way: a 20 ms round trip, a broker in another region. Round
+# trips bound the connection-per-request comparison: about 5 of them against
+# the gateway's 1.
+wan20=$(free_port)
+"$bin/delay-proxy" "127.0.0.1:$wan20" "127.0.0.1:$mqtts" 10000 &
+pids+=("$!")
+wait_port "$wan20"
+start_gateway wan20 --mqtt-url "mqtts://127.0.0.1:$wan20" --mqtt-ca "$work/ca.pem" --qos 1
 
 targets="bench-{1..$devices}"
 until "$bin/thingcall" --server "http://127.0.0.1:$gw_q1_port" devices 'bench-*' 2>/dev/null | grep -c ' online ' | grep -qx "$devices"; do sleep 0.2; done
-log "broker, $devices devices and 4 gateways up"
+log "broker, $devices devices and 5 gateways up"
 
 results="$work/legs.jsonl"
 : >"$results"
@@ -92,24 +100,32 @@ leg() { # label, bench args... (one JSON object per leg)
   "$bin/thingcall" bench --json --quiet --label "$label" --duration "$leg_time" --count 100000000 \
     --payload-bytes "$payload" --method echo --broker-pid "$broker" "$@" >>"$results"
 }
+# The gateway legs load it through the cheap path (`--mode h2`: frames built
+# once, blocking sockets, the bench's own CPU per call reported), so the
+# figures are the gateway's and not the load generator's. The `rust-client`
+# legs call through thingcall-client, what Rust users call with.
 grpc_q1=(--server "http://127.0.0.1:$gw_q1_port" --gateway-pid "$gw_q1_pid" --targets "$targets")
 grpc_q0=(--server "http://127.0.0.1:$gw_q0_port" --gateway-pid "$gw_q0_pid" --targets "$targets")
 raw=(--mqtt-url "mqtt://127.0.0.1:$mqtt" --targets "$targets")
+cheap=(--mode h2 --threads 1)
 
 for c in 1 16 256; do
   leg "raw-mqtt qos1 c$c" --mode raw-mqtt --qos 1 --concurrency "$c" "${raw[@]}"
-  leg "grpc qos1 c$c" --mode grpc --concurrency "$c" "${grpc_q1[@]}"
+  leg "gateway qos1 c$c" "${cheap[@]}" --concurrency "$c" "${grpc_q1[@]}"
   leg "raw-mqtt qos0 c$c" --mode raw-mqtt --qos 0 --concurrency "$c" "${raw[@]}"
-  leg "grpc qos0 c$c" --mode grpc --concurrency "$c" "${grpc_q0[@]}"
+  leg "gateway qos0 c$c" "${cheap[@]}" --concurrency "$c" "${grpc_q0[@]}"
 done
+leg "rust-client qos1 c1" --mode grpc --concurrency 1 "${grpc_q1[@]}"
+leg "rust-client qos1 c16" --mode grpc --concurrency 16 "${grpc_q1[@]}"
 leg "json qos1 c16" --mode json --concurrency 16 "${grpc_q1[@]}"
 leg "grpc-web qos1 c16" --mode grpc-web --concurrency 16 "${grpc_q1[@]}"
-leg "conn-per-request tls c1" --mode conn-per-request --tls --mqtt-ca "$work/ca.pem" --qos 1 --concurrency 1 \
-  --mqtt-url "mqtts://127.0.0.1:$mqtts" --targets "$targets"
-leg "grpc tls c1" --mode grpc --concurrency 1 --server "http://127.0.0.1:$gw_tls_port" --gateway-pid "$gw_tls_pid" --targets "$targets"
-leg "conn-per-request tls rtt1ms c1" --mode conn-per-request --tls --mqtt-ca "$work/ca.pem" --qos 1 --concurrency 1 \
-  --mqtt-url "mqtts://127.0.0.1:$wan" --targets "$targets"
-leg "grpc tls rtt1ms c1" --mode grpc --concurrency 1 --server "http://127.0.0.1:$gw_wan_port" --gateway-pid "$gw_wan_pid" --targets "$targets"
+cpr=(--mode conn-per-request --tls --mqtt-ca "$work/ca.pem" --qos 1 --concurrency 1 --targets "$targets")
+leg "conn-per-request tls c1" "${cpr[@]}" --mqtt-url "mqtts://127.0.0.1:$mqtts"
+leg "gateway tls c1" "${cheap[@]}" --concurrency 1 --server "http://127.0.0.1:$gw_tls_port" --gateway-pid "$gw_tls_pid" --targets "$targets"
+leg "conn-per-request tls rtt1ms c1" "${cpr[@]}" --mqtt-url "mqtts://127.0.0.1:$wan"
+leg "gateway tls rtt1ms c1" "${cheap[@]}" --concurrency 1 --server "http://127.0.0.1:$gw_wan_port" --gateway-pid "$gw_wan_pid" --targets "$targets"
+leg "conn-per-request tls rtt20ms c1" "${cpr[@]}" --mqtt-url "mqtts://127.0.0.1:$wan20"
+leg "gateway tls rtt20ms c1" "${cheap[@]}" --concurrency 1 --server "http://127.0.0.1:$gw_wan20_port" --gateway-pid "$gw_wan20_pid" --targets "$targets"
 
 # --- memory: calls in flight to slow devices on a fresh gateway -----------
 "$bin/thingcall-sim" --mqtt-url "mqtt://127.0.0.1:$mqtt" --devices 100 --id-prefix slow- --latency 4s >"$work/slow.log" 2>&1 &
@@ -120,7 +136,7 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 "$bin/thingcall" --server "http://127.0.0.1:$gw_mem_port" invoke slow-1 echo --payload warm >/dev/null
 mem_base=$(rss "$gw_mem_pid")
 log "memory: $slow_calls calls in flight"
-"$bin/thingcall" bench --json --quiet --label "memory c$slow_calls" --mode grpc --concurrency "$slow_calls" --count "$slow_calls" \
+"$bin/thingcall" bench --json --quiet --label "memory c$slow_calls" "${cheap[@]}" --concurrency "$slow_calls" --count "$slow_calls" \
   --timeout 60s --duration 120s --payload-bytes "$payload" --method echo --targets "slow-{1..100}" \
   --server "http://127.0.0.1:$gw_mem_port" --gateway-pid "$gw_mem_pid" >>"$results"
 mem_peak=$(awk '/^VmHWM/ {print $2}' "/proc/$gw_mem_pid/status")

@@ -22,6 +22,10 @@ pub const MAX_PAYLOAD_BYTES: usize = 900_000;
 pub enum Mode {
     /// Invoke over gRPC (h2c) through the gateway.
     Grpc,
+    /// Invoke over h2c through the gateway with the `h2` crate and request
+    /// frames built once: the cheap load path, whose own CPU per call is a
+    /// small part of the gateway's.
+    H2,
     /// `POST /v1/devices/{target}/methods/{method}` over HTTP/1.1 keep-alive.
     Json,
     /// Invoke over gRPC-web (HTTP/1.1) through the gateway.
@@ -38,6 +42,7 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::Grpc => "grpc",
+            Mode::H2 => "h2",
             Mode::Json => "json",
             Mode::GrpcWeb => "grpc-web",
             Mode::RawMqtt => "raw-mqtt",
@@ -114,6 +119,10 @@ pub struct BenchArgs {
     /// Broker process: report its CPU time.
     #[arg(long, value_name = "PID")]
     pub broker_pid: Option<u32>,
+    /// Threads of the bench's own runtime: 0 = one per core, 1 = a
+    /// current-thread runtime (the cheapest load: no cross-thread wakeups).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
     /// Any other process to report CPU time and peak RSS of (repeatable).
     #[arg(long = "pid", value_name = "NAME=PID", value_parser = name_pid)]
     pub pids: Vec<(String, u32)>,

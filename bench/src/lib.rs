@@ -9,6 +9,7 @@
 mod args;
 mod breakdown;
 pub mod chaos;
+mod frames;
 mod modes;
 mod mqtt;
 mod procstat;
@@ -79,12 +80,12 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<String, Setup> {
     }
     let (calls, duration) = args.limits();
     validate_id("method", &args.method).map_err(|e| Setup::Usage(format!("--method: {e}")))?;
-    let pids = args.watched_pids();
-    let clk_tck = if pids.is_empty() {
-        procstat::DEFAULT_CLK_TCK
-    } else {
-        procstat::clock_ticks_per_second()
-    };
+    // The bench watches itself too: a load generator that costs as much as
+    // the gateway it times measures itself (on shared cores it slows what it
+    // measures), so its CPU per call is reported next to the others'.
+    let mut pids = args.watched_pids();
+    pids.push(("bench".to_owned(), std::process::id()));
+    let clk_tck = procstat::clock_ticks_per_second();
     // Fail on a wrong pid before any call is made.
     procstat::Watch::start(&pids, clk_tck).map_err(Setup::Usage)?;
     let tls = if args.mode.is_mqtt() && args.use_tls() {
@@ -120,7 +121,7 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<String, Setup> {
         topic_root: args.topic_root.clone(),
         qos: args.qos,
     };
-    let caller = Caller::connect(args.mode, server, spec.clone(), mqtt, args.concurrency).await?;
+    let load = Load::connect(args.mode, server, spec.clone(), mqtt, args.concurrency).await?;
     let show = !args.quiet && !args.json;
     let n_targets = spec.targets.len();
 
@@ -130,24 +131,25 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<String, Setup> {
             calls: args.warmup,
             duration,
         };
-        runner::run(&caller, n_targets, args.concurrency, limits, &bar, None).await;
+        load.phase(n_targets, args.concurrency, limits, &bar, None)
+            .await;
         bar.finish_and_clear();
     }
 
     let watch = procstat::Watch::start(&pids, clk_tck).map_err(Setup::Usage)?;
     let bar = runner::progress_bar(show, calls, args.mode.name());
-    let phase = runner::run(
-        &caller,
-        n_targets,
-        args.concurrency,
-        Limits { calls, duration },
-        &bar,
-        args.breakdown.then_some(!args.mode.is_mqtt()),
-    )
-    .await;
+    let phase = load
+        .phase(
+            n_targets,
+            args.concurrency,
+            Limits { calls, duration },
+            &bar,
+            args.breakdown.then_some(!args.mode.is_mqtt()),
+        )
+        .await;
     let usage = watch.finish();
     bar.finish_and_clear();
-    caller.close().await;
+    load.close().await;
 
     let report = Report {
         mode: args.mode.name(),
@@ -170,6 +172,54 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<String, Setup> {
     } else {
         report.table()
     })
+}
+
+/// How a run's calls are made: worker tasks over a [`Caller`], or the
+/// cheap load path's threads ([`frames`]).
+enum Load {
+    Tasks(Caller),
+    Frames(frames::Target),
+}
+
+impl Load {
+    async fn connect(
+        mode: Mode,
+        server: &str,
+        spec: Arc<CallSpec>,
+        mqtt: MqttSetup,
+        concurrency: u16,
+    ) -> Result<Load, Setup> {
+        if mode == Mode::H2 {
+            let target = frames::Target::new(server, &spec)?;
+            target.probe()?;
+            return Ok(Load::Frames(target));
+        }
+        Caller::connect(mode, server, spec, mqtt, concurrency)
+            .await
+            .map(Load::Tasks)
+    }
+
+    async fn phase(
+        &self,
+        targets: usize,
+        concurrency: u16,
+        limits: Limits,
+        bar: &indicatif::ProgressBar,
+        breakdown: Option<bool>,
+    ) -> runner::Phase {
+        match self {
+            Load::Tasks(caller) => {
+                runner::run(caller, targets, concurrency, limits, bar, breakdown).await
+            }
+            Load::Frames(target) => target.run(concurrency, limits, bar).await,
+        }
+    }
+
+    async fn close(self) {
+        if let Load::Tasks(caller) = self {
+            caller.close().await;
+        }
+    }
 }
 
 /// `len` pseudo-random bytes (xorshift from a fixed seed): the same for

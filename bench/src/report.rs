@@ -83,6 +83,12 @@ impl Report {
             .filter_map(|u| Some((u.name.clone(), json!(round(u.cpu_s?, 3)))))
             .collect();
         if !cpu.is_empty() {
+            let calls = self.tally.count().max(1) as f64;
+            let per_call: Map<String, Value> = cpu
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), json!(round(v.as_f64()? * 1e6 / calls, 2)))))
+                .collect();
+            fields.insert("cpu_us_per_call".into(), Value::Object(per_call));
             fields.insert("cpu_s".into(), Value::Object(cpu));
             fields.insert("clk_tck".into(), self.clk_tck.into());
         }
@@ -137,9 +143,10 @@ impl Report {
             .collect();
         row("outcomes", outcomes.join("  "));
         for u in &self.usage {
-            let cpu = u
-                .cpu_s
-                .map_or("gone".to_owned(), |s| format!("{s:.2} s CPU"));
+            let calls = self.tally.count().max(1) as f64;
+            let cpu = u.cpu_s.map_or("gone".to_owned(), |s| {
+                format!("{s:.2} s CPU, {:.1} µs/call", s * 1e6 / calls)
+            });
             let rss = u
                 .peak_rss_kib
                 .map_or(String::new(), |k| format!(", peak RSS {k} KiB"));
@@ -220,6 +227,8 @@ mod tests {
         assert_eq!(j["cpu_s"]["broker"], 0.25);
         assert_eq!(j["gateway_peak_rss_kib"], 2048);
         assert_eq!(j["clk_tck"], 100);
+        // 0.5 s over 1001 calls.
+        assert_eq!(j["cpu_us_per_call"]["gateway"], 499.5);
 
         let mut bare = sample();
         bare.usage.clear();
@@ -256,6 +265,7 @@ mod tests {
             "ok 900",
             "gateway",
             "2048 KiB",
+            "499.5 µs/call",
             "run 1",
         ] {
             assert!(t.contains(needle), "{needle} missing from\n{t}");

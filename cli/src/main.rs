@@ -23,7 +23,16 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(err),
     };
     let mut runtime = match cli.command {
-        cli::Command::Bench(_) => tokio::runtime::Builder::new_multi_thread(),
+        cli::Command::Bench(ref b) if b.threads == 1 => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        cli::Command::Bench(ref b) => {
+            let mut r = tokio::runtime::Builder::new_multi_thread();
+            if b.threads > 0 {
+                r.worker_threads(b.threads);
+            }
+            r
+        }
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     match runtime.enable_all().build() {

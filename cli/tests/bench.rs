@@ -65,7 +65,14 @@ async fn every_mode_completes_its_calls() {
     let gw = gateway().await;
     // Twice over, so a run reusing the previous run's correlation ids (the
     // devices drop ids they have already run) would show.
-    let modes = ["grpc", "json", "grpc-web", "raw-mqtt", "conn-per-request"];
+    let modes = [
+        "grpc",
+        "h2",
+        "json",
+        "grpc-web",
+        "raw-mqtt",
+        "conn-per-request",
+    ];
     for mode in modes.into_iter().chain(modes) {
         let out = bench(
             &gw,
@@ -102,7 +109,48 @@ async fn every_mode_completes_its_calls() {
             "only with --breakdown: {r}"
         );
         assert_consistent(&r);
+        // The bench always reports its own CPU per call.
+        assert!(r["cpu_us_per_call"]["bench"].is_number(), "{mode}: {r}");
     }
+    gw.stop().await;
+}
+
+/// The cheap load path spreads more calls in flight than one connection's
+/// 256 streams over several, on a current-thread runtime too, and counts
+/// an unknown device by the gateway's reason, not as a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_spreads_calls_over_connections_and_counts_refusals() {
+    let gw = gateway().await;
+    let args = [
+        "--mode",
+        "h2",
+        "--count",
+        "2000",
+        "-c",
+        "300",
+        "--threads",
+        "1",
+        "--targets",
+        "demo-1,demo-2",
+    ];
+    let r = report(&bench(&gw, &args).await);
+    assert_eq!(r["outcomes"]["ok"], 2000, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_consistent(&r);
+    let args = [
+        "--mode",
+        "h2",
+        "--count",
+        "50",
+        "-c",
+        "4",
+        "--targets",
+        "demo-1,nobody",
+    ];
+    let r = report(&bench(&gw, &args).await);
+    assert_eq!(r["outcomes"]["ok"], 25, "{r}");
+    assert_eq!(r["outcomes"]["DEVICE_NOT_FOUND"], 25, "{r}");
+    assert_eq!(r["errors"], 25, "{r}");
     gw.stop().await;
 }
 
@@ -149,7 +197,7 @@ async fn idempotency_keys_are_unique_per_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breakdown_splits_every_ok_call() {
     let gw = gateway().await;
-    for mode in ["grpc", "json", "grpc-web", "raw-mqtt"] {
+    for mode in ["grpc", "h2", "json", "grpc-web", "raw-mqtt"] {
         let out = bench(
             &gw,
             &[
@@ -298,7 +346,7 @@ async fn errors_are_counted_by_reason() {
 
     // A device-reported failure, in a gateway mode and an MQTT mode; the
     // default targets (demo-*) are resolved through the gateway.
-    for mode in ["grpc", "json", "conn-per-request"] {
+    for mode in ["grpc", "h2", "json", "conn-per-request"] {
         let r = report(
             &bench(
                 &gw,
@@ -381,7 +429,7 @@ async fn unreachable_and_bad_usage() {
     };
     let server = format!("http://127.0.0.1:{port}");
     let mqtt = format!("mqtt://127.0.0.1:{port}");
-    for mode in ["grpc", "json", "grpc-web"] {
+    for mode in ["grpc", "h2", "json", "grpc-web"] {
         let args = [
             "--server",
             &server,

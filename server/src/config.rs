@@ -72,8 +72,14 @@ pub struct Config {
     #[arg(long, env = "THINGCALL_TOPIC_ROOT", default_value = "thingcall")]
     pub topic_root: String,
 
-    /// QoS of requests to devices (0, 1 or 2).
-    #[arg(long, env = "THINGCALL_QOS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    /// QoS of requests to devices (0, 1 or 2). 0 by default: the session
+    /// starts clean and resends nothing, a call completes on the reply and
+    /// not on a PUBACK, and expiry plus deadline bound staleness, so QoS 1
+    /// buys only broker-side queueing for devices with persistent sessions
+    /// that come back within the deadline. It costs a PUBACK per request,
+    /// and on devices that set no TCP_NODELAY (AWS's own SDK) Nagle holds
+    /// the reply behind that PUBACK: about 40 ms per call (docs/qos.md).
+    #[arg(long, env = "THINGCALL_QOS", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub qos: u8,
 
     /// Reply deadline of calls that give none.

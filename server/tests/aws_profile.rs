@@ -217,6 +217,8 @@ async fn at_most_100_unacknowledged_publishes_and_8_filters_per_subscribe() {
 
     let mut cfg = common::gateway_config(addr);
     aws_iot(&mut cfg);
+    // The window is one of QoS 1 publishes (the default is 0).
+    cfg.qos = 1;
     cfg.drain_timeout = Duration::ZERO;
     cfg.validate().expect("valid");
     let gw = thingcall_server::start(cfg).await.expect("gateway");

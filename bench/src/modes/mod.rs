@@ -118,6 +118,8 @@ impl Caller {
     ) -> Result<Caller, Setup> {
         Ok(match mode {
             Mode::Grpc => Caller::Grpc(grpc::Grpc::connect(server, spec, concurrency).await?),
+            // Not a task-per-worker mode: see `crate::frames`.
+            Mode::H2 => return Err(Setup::Other("--mode h2 has no task workers".into())),
             Mode::Json => Caller::Json(json::Json::connect(server, spec, concurrency).await?),
             Mode::GrpcWeb => {
                 Caller::GrpcWeb(Box::new(grpc_web::GrpcWeb::connect(server, spec).await?))

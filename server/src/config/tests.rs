@@ -15,7 +15,7 @@ fn defaults() {
     assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.max_payload, 128 * 1024);
     assert_eq!(c.max_timeout, Duration::from_secs(300));
-    assert_eq!(c.qos, 1);
+    assert_eq!(c.qos, 0);
     assert!(c.gateway_id().starts_with("gw-"));
 }
 
