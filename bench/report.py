@@ -100,7 +100,13 @@ the wire contract straight to the broker over one connection.
 subscribe, publish, wait, disconnect for every call. Legs marked `rtt1ms`
 reach the broker's TLS listener through `delay-proxy` (testkit), which holds
 each direction 0.5 ms: a 1 ms round trip, as from a cloud service to a broker
-in its region; the devices stay on loopback, next to the broker.
+in its region; the devices stay on loopback, next to the broker. Legs
+labelled `seed` call over the AWS sample's contract with an empty request (a
+seed request is a string, the bench's payload random bytes) through gateways
+whose calls default to it: `sim seed` against 4 `thingcall-sim --contract
+seed` devices, `aws-sdk-device` against 4 devices of `bench/aws_device.py`
+on AWS's own MQTT client (skipped when `awscrt` does not import; see
+docs/qos.md for why its QoS 1 leg is slow).
 
 ## Goals
 
