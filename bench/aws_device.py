@@ -28,7 +28,6 @@ import json
 import random
 import signal
 import sys
-import threading
 
 try:
     from awscrt import io, mqtt
