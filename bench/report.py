@@ -60,8 +60,10 @@ goals = [
     ("gateway p50 at 20 ms RTT to the broker (µs)", p("gateway tls rtt20ms c1", "p50"), "<= 20300", lambda v: v <= 20300),
     ("conn-per-request / gateway p50, 20 ms RTT", ratio(p("conn-per-request tls rtt20ms c1", "p50"), p("gateway tls rtt20ms c1", "p50")), ">= 5", lambda v: v >= 5),
     ("conn-per-request / gateway p50, 1 ms RTT (informative)", ratio(p("conn-per-request tls rtt1ms c1", "p50"), p("gateway tls rtt1ms c1", "p50")), "> 1", lambda v: v > 1),
-    *([("AWS SDK device p50 - simulator p50, seed contract, default QoS (µs)", p("aws-sdk-device seed default-qos c1", "p50") - p("simulator seed default-qos c1", "p50"), "<= 1000", lambda v: v <= 1000)]
-      if have("aws-sdk-device seed default-qos c1", "simulator seed default-qos c1") else []),
+    # The default --qos is 0: an AWS-SDK device must cost no more than the
+    # simulator there (a Nagle hold behind a PUBACK costs about 40 ms).
+    *([("AWS-SDK device p50 - simulator p50, seed contract, default QoS 0 (µs)", p("aws-sdk-device seed qos0 c1", "p50") - p("sim seed qos0 c1", "p50"), "<= 1000", lambda v: v <= 1000)]
+      if have("aws-sdk-device seed qos0 c1", "sim seed qos0 c1") else []),
     ("JSON / Rust client throughput, c16", ratio(tput("json qos1 c16"), tput("rust-client qos1 c16")), ">= 0.70", lambda v: v >= 0.70),
     ("gateway p50, QoS 1, c1 (µs)", p("gateway qos1 c1", "p50"), "< 1000", lambda v: v < 1000),
     ("gateway RSS per call in flight (bytes)", memory["bytes_per_call"], "<= 2048", lambda v: v <= 2048),
@@ -128,6 +130,13 @@ every call. Legs marked `rtt1ms` and `rtt20ms` reach the broker's TLS
 listener through `delay-proxy` (testkit), which holds each direction 0.5 ms
 or 10 ms: a round trip as to a broker in the same region, or in another;
 the devices stay on loopback, next to the broker.
+Legs labelled `seed` call over the AWS sample's contract with an empty
+request (a seed request is a string, the bench's payload random bytes)
+through gateways whose calls default to it: `sim seed` against 4
+`thingcall-sim --contract seed` devices, `aws-sdk-device` against 4 devices
+of `bench/aws_device.py` on AWS's own MQTT client (skipped when `awscrt` does
+not import; docs/qos.md says why its QoS 1 leg is slow and the default QoS
+is 0).
 
 ## Goals
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The side-by-side benchmark: one Mosquitto (plain and TLS listeners,
-# set_tcp_nodelay, certificates made for the run), one simulator, gateways,
-# and every leg of the matrix back to back, so ratios compare like with like.
+# set_tcp_nodelay, certificates made for the run), simulators, gateways, the
+# AWS-SDK devices of bench/aws_device.py (when awscrt imports), and every leg
+# of the matrix back to back, so ratios compare like with like.
 # Writes bench/results/latest.json and regenerates BENCHMARKS.md.
 #
 #   bench/run.sh           full run (about 5 minutes on 2 cores)
@@ -94,11 +95,11 @@ log "broker, $devices devices and 5 gateways up"
 
 results="$work/legs.jsonl"
 : >"$results"
-leg() { # label, bench args... (one JSON object per leg)
+leg() { # label, bench args... (one JSON object per leg; payload: $leg_payload, else $payload)
   local label=$1; shift
   log "$label"
   "$bin/thingcall" bench --json --quiet --label "$label" --duration "$leg_time" --count 100000000 \
-    --payload-bytes "$payload" --method echo --broker-pid "$broker" "$@" >>"$results"
+    --payload-bytes "${leg_payload:-$payload}" --method echo --broker-pid "$broker" "$@" >>"$results"
 }
 # The gateway legs load it through the cheap path (`--mode h2`: frames built
 # once, blocking sockets, the bench's own CPU per call reported), so the
@@ -126,6 +127,44 @@ leg "conn-per-request tls rtt1ms c1" "${cpr[@]}" --mqtt-url "mqtts://127.0.0.1:$
 leg "gateway tls rtt1ms c1" "${cheap[@]}" --concurrency 1 --server "http://127.0.0.1:$gw_wan_port" --gateway-pid "$gw_wan_pid" --targets "$targets"
 leg "conn-per-request tls rtt20ms c1" "${cpr[@]}" --mqtt-url "mqtts://127.0.0.1:$wan20"
 leg "gateway tls rtt20ms c1" "${cheap[@]}" --concurrency 1 --server "http://127.0.0.1:$gw_wan20_port" --gateway-pid "$gw_wan20_pid" --targets "$targets"
+
+# --- seed contract: devices built for the AWS sample -----------------------
+# Two more gateways whose calls default to the seed contract (the bench names
+# no contract), each with its own client prefix. A seed request is a string
+# and the bench's payload is random bytes, so these legs send an empty one.
+# The baseline is the simulator's seed devices; then bench/aws_device.py, four
+# devices on AWS's own client (awscrt, as the sample's test client), which
+# subscribes and acks at QoS 1 and sets no TCP_NODELAY: at gateway QoS 1 its
+# PUBACK and its ack leave as two segments, and Nagle holds the second until
+# the broker's delayed ACK (about 40 ms) arrives. See docs/qos.md.
+start_gateway seedq1 --mqtt-url "mqtt://127.0.0.1:$mqtt" --qos 1 --default-contract seed --seed-client-prefix bench-seed-q1
+start_gateway seedq0 --mqtt-url "mqtt://127.0.0.1:$mqtt" --qos 0 --default-contract seed --seed-client-prefix bench-seed-q0
+for port in "$gw_seedq1_port" "$gw_seedq0_port"; do
+  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.1; done
+done
+seed_q1=("${cheap[@]}" --concurrency 1 --server "http://127.0.0.1:$gw_seedq1_port" --gateway-pid "$gw_seedq1_pid")
+seed_q0=("${cheap[@]}" --concurrency 1 --server "http://127.0.0.1:$gw_seedq0_port" --gateway-pid "$gw_seedq0_pid")
+"$bin/thingcall-sim" --mqtt-url "mqtt://127.0.0.1:$mqtt" --contract seed --devices 4 --id-prefix seed- >"$work/seed-sim.log" 2>&1 &
+pids+=("$!")
+# Seed devices announce no presence: the simulator's own line says they are up.
+until grep -q ' 4 devices online' "$work/seed-sim.log"; do sleep 0.2; done
+leg_payload=0 leg "sim seed qos1 c1" "${seed_q1[@]}" --targets "seed-{1..4}"
+leg_payload=0 leg "sim seed qos0 c1" "${seed_q0[@]}" --targets "seed-{1..4}"
+if python3 -c 'import awscrt' 2>/dev/null; then
+  # aws_device.py prints "ready" once every device holds its subscription;
+  # read it through a FIFO (no polling), kept open until the run ends.
+  mkfifo "$work/aws-device.out"
+  python3 bench/aws_device.py --port "$mqtt" --devices 4 --id-prefix aws- >"$work/aws-device.out" 2>"$work/aws-device.log" &
+  pids+=("$!")
+  exec {aws_out}<"$work/aws-device.out"
+  if ! { read -r -t 60 -u "$aws_out" line && [ "$line" = ready ]; }; then
+    log "bench/aws_device.py did not get ready:"; cat "$work/aws-device.log" >&2; exit 1
+  fi
+  leg_payload=0 leg "aws-sdk-device seed qos1 c1" "${seed_q1[@]}" --targets "aws-{1..4}"
+  leg_payload=0 leg "aws-sdk-device seed qos0 c1" "${seed_q0[@]}" --targets "aws-{1..4}"
+else
+  log "skipping the aws-sdk-device legs: awscrt is not importable (pip install awsiotsdk)"
+fi
 
 # --- memory: calls in flight to slow devices on a fresh gateway -----------
 "$bin/thingcall-sim" --mqtt-url "mqtt://127.0.0.1:$mqtt" --devices 100 --id-prefix slow- --latency 4s >"$work/slow.log" 2>&1 &
