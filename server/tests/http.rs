@@ -257,6 +257,33 @@ async fn cors_preflight_allows_configured_origin_only(h: Harness) {
         exposed.contains("grpc-status") && exposed.contains("grpc-status-details-bin"),
         "{exposed}"
     );
+    // A POST from a browser gets CORS headers; one without Origin (a
+    // service, curl) gets none, and no Vary either: nothing caches a POST.
+    let invoke = format!("{}/v1/devices/nobody/methods/echo", h2.base());
+    let browser = request(
+        Method::POST,
+        &invoke,
+        "{}",
+        &[("origin", "https://console.example")],
+    )
+    .await;
+    assert_eq!(
+        browser.headers["access-control-allow-origin"],
+        "https://console.example"
+    );
+    assert!(
+        browser.headers.get("vary").is_some(),
+        "{:?}",
+        browser.headers
+    );
+    let service = request(Method::POST, &invoke, "{}", &[]).await;
+    assert_eq!(service.status, browser.status);
+    assert!(service.headers.get("access-control-allow-origin").is_none());
+    assert!(
+        service.headers.get("vary").is_none(),
+        "{:?}",
+        service.headers
+    );
     h2.stop().await;
     h.stop().await;
 }

@@ -65,7 +65,7 @@ pub fn router(
     }
     // Merged after the auth layer, so it does not wrap these routes.
     app.merge(crate::api::console::router())
-        .layer(cors(cors_origins))
+        .layer(crate::api::cors::BrowserCorsLayer(cors(cors_origins)))
 }
 
 /// CORS for browsers on the configured origins; exposes the gRPC status

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod console;
+pub mod cors;
 pub mod grpc;
 pub mod grpc_frames;
 pub mod health;
