@@ -13,9 +13,11 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use opentelemetry::trace::TraceId;
 use parking_lot::RwLock;
 use thingcall_proto::{wire, Reason};
 
+use super::exemplars::{Exemplar, Exemplars};
 use super::{header, seconds, Outcome};
 
 /// Outcomes a series counts: `OK`, then one per row of the error table.
@@ -41,6 +43,9 @@ const BUCKETS_US: &[u64] = &[
     2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
 ];
 
+/// Buckets of a histogram: one per bound, then +Inf.
+const BUCKETS: usize = BUCKETS_US.len() + 1;
+
 /// Label of the methods past the limit, and of names that are not valid ids.
 pub const OTHER_METHOD: &str = "other";
 
@@ -55,7 +60,9 @@ struct Cell {
     count: AtomicU64,
     sum_us: AtomicU64,
     /// Not cumulative: each call lands in one bucket (the last is +Inf).
-    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    buckets: [AtomicU64; BUCKETS],
+    /// The latest sampled call of each bucket.
+    exemplars: Exemplars<BUCKETS>,
 }
 
 impl Series {
@@ -65,14 +72,18 @@ impl Series {
         }
     }
 
-    /// Counts one finished call.
-    fn record(&self, outcome: Outcome, took: Duration) {
+    /// Counts one finished call; a sampled one's trace becomes its
+    /// bucket's exemplar.
+    fn record(&self, outcome: Outcome, took: Duration, trace: Option<TraceId>) {
         let cell = &self.per_outcome[slot(outcome)];
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let bucket = BUCKETS_US.partition_point(|&le| le < us);
         cell.count.fetch_add(1, Ordering::Relaxed);
         cell.sum_us.fetch_add(us, Ordering::Relaxed);
         cell.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        if let Some(trace_id) = trace {
+            cell.exemplars.store(bucket, &Exemplar::now(trace_id, us));
+        }
     }
 }
 
@@ -100,24 +111,40 @@ impl CallMetrics {
     /// when it was, so the common case is one read-locked lookup and no
     /// validation.
     pub fn record(&self, method: &str, outcome: Outcome, took: Duration) {
+        self.record_traced(method, outcome, took, None);
+    }
+
+    /// [`CallMetrics::record`] for a call whose trace was sampled
+    /// (`trace`): the trace becomes the exemplar of the call's bucket,
+    /// so that an OpenMetrics scrape links the bucket to a trace that
+    /// was exported. `None` records as `record` does, at the same cost.
+    pub fn record_traced(
+        &self,
+        method: &str,
+        outcome: Outcome,
+        took: Duration,
+        trace: Option<TraceId>,
+    ) {
         if let Some(s) = self.methods.read().get(method) {
-            return s.record(outcome, took);
+            return s.record(outcome, took, trace);
         }
         if wire::validate_id("method", method).is_err() {
-            return self.other.record(outcome, took);
+            return self.other.record(outcome, took, trace);
         }
         let mut methods = self.methods.write();
         if methods.len() >= self.max_methods && !methods.contains_key(method) {
-            return self.other.record(outcome, took);
+            return self.other.record(outcome, took, trace);
         }
         methods
             .entry(method.into())
             .or_insert_with(Series::new)
-            .record(outcome, took);
+            .record(outcome, took, trace);
     }
 
-    /// Writes the invocation counter and histogram, methods in name order.
-    pub(super) fn render(&self, out: &mut String) {
+    /// Writes the invocation counter and histogram, methods in name order;
+    /// with `exemplars` (OpenMetrics only: the Prometheus text format has
+    /// no syntax for them), each bucket's latest sampled call too.
+    pub(super) fn render(&self, out: &mut String, exemplars: bool) {
         let methods = self.methods.read();
         let mut rows: Vec<(&str, &Series)> = methods.iter().map(|(m, s)| (&**m, s)).collect();
         rows.sort_unstable_by_key(|(m, _)| *m);
@@ -161,10 +188,14 @@ impl CallMetrics {
                     let le = BUCKETS_US
                         .get(i)
                         .map_or_else(|| "+Inf".to_owned(), |us| seconds(*us));
-                    let _ = writeln!(
+                    let _ = write!(
                         out,
                         "thingcall_invocation_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
                     );
+                    if let Some(e) = exemplars.then(|| cell.exemplars.load(i)).flatten() {
+                        e.write(out);
+                    }
+                    out.push('\n');
                 }
                 let sum = seconds(cell.sum_us.load(Ordering::Relaxed));
                 let _ = writeln!(
@@ -193,7 +224,7 @@ mod tests {
         m.record("bad/name", Some(Reason::InvalidArgument), Duration::ZERO);
         m.record("a", None, Duration::from_millis(1));
         let mut out = String::new();
-        m.render(&mut out);
+        m.render(&mut out, false);
         assert!(out.contains("thingcall_invocations_total{method=\"a\",outcome=\"OK\"} 2"));
         assert!(out.contains("thingcall_invocations_total{method=\"b\",outcome=\"OK\"} 1"));
         assert!(out.contains("thingcall_invocations_total{method=\"other\",outcome=\"OK\"} 1"));
@@ -211,7 +242,7 @@ mod tests {
         m.record("echo", None, Duration::from_micros(700)); // <= 0.001
         m.record("echo", None, Duration::from_secs(120)); // +Inf only
         let mut out = String::new();
-        m.render(&mut out);
+        m.render(&mut out, false);
         let l = "method=\"echo\",outcome=\"OK\"";
         assert!(out.contains(&format!(
             "thingcall_invocation_duration_seconds_bucket{{{l},le=\"0.0005\"}} 1"
@@ -231,6 +262,96 @@ mod tests {
         assert!(out.contains(&format!(
             "thingcall_invocation_duration_seconds_sum{{{l}}} 120.0011"
         )));
+    }
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    fn trace(hex: &str) -> Option<TraceId> {
+        Some(TraceId::from_hex(hex).unwrap())
+    }
+
+    fn rendered(m: &CallMetrics, exemplars: bool) -> String {
+        let mut out = String::new();
+        m.render(&mut out, exemplars);
+        out
+    }
+
+    /// The bucket lines carrying an exemplar: (line without it, exemplar).
+    fn with_exemplars(out: &str) -> Vec<(&str, &str)> {
+        out.lines().filter_map(|l| l.split_once(" # ")).collect()
+    }
+
+    #[test]
+    fn a_sampled_call_is_the_exemplar_of_exactly_its_bucket() {
+        let m = CallMetrics::new(8);
+        m.record("echo", None, Duration::from_micros(400));
+        m.record_traced("echo", None, Duration::from_micros(810), trace(TRACE));
+        m.record("echo", None, Duration::from_micros(900));
+        let out = rendered(&m, true);
+        let got = with_exemplars(&out);
+        assert_eq!(got.len(), 1, "{out}");
+        let (line, exemplar) = got[0];
+        assert_eq!(
+            line,
+            "thingcall_invocation_duration_seconds_bucket{method=\"echo\",outcome=\"OK\",le=\"0.001\"} 3"
+        );
+        let (labels, rest) = exemplar.split_once(' ').unwrap();
+        assert_eq!(labels, format!("{{trace_id=\"{TRACE}\"}}"));
+        let (value, at) = rest.split_once(' ').unwrap();
+        assert_eq!(value, "0.00081");
+        let at: f64 = at.parse().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!((now - at).abs() < 60.0, "{at} is about now ({now})");
+        // Counters, sums and counts carry none.
+        assert!(!out.contains("_total{method=\"echo\",outcome=\"OK\"} 3 #"));
+    }
+
+    #[test]
+    fn the_latest_sampled_call_of_a_bucket_wins_and_series_keep_their_own() {
+        let m = CallMetrics::new(8);
+        let other = "00000000000000000000000000000001";
+        m.record_traced("echo", None, Duration::from_micros(700), trace(other));
+        m.record_traced("echo", None, Duration::from_micros(800), trace(TRACE));
+        m.record_traced(
+            "echo",
+            Some(Reason::DeviceTimeout),
+            Duration::from_secs(120),
+            trace(other),
+        );
+        let out = rendered(&m, true);
+        let got = with_exemplars(&out);
+        assert_eq!(got.len(), 2, "{out}");
+        assert!(got[0].0.contains("outcome=\"OK\",le=\"0.001\"}"));
+        assert!(got[0].1.contains(TRACE));
+        assert!(got[1].0.contains("outcome=\"DEVICE_TIMEOUT\",le=\"+Inf\"}"));
+        assert!(got[1]
+            .1
+            .starts_with(&format!("{{trace_id=\"{other}\"}} 120 ")));
+    }
+
+    #[test]
+    fn untraced_calls_give_no_exemplar_and_prometheus_text_never_has_one() {
+        let m = CallMetrics::new(8);
+        m.record("echo", None, Duration::from_micros(810));
+        m.record_traced("echo", None, Duration::from_micros(820), None);
+        // Untraced only: the same text in both formats, and no storage.
+        assert_eq!(rendered(&m, true), rendered(&m, false));
+        let series = &m.methods.read()["echo"];
+        assert!(series.per_outcome[0].exemplars.load(1).is_none());
+
+        m.record_traced("echo", None, Duration::from_micros(830), trace(TRACE));
+        let prometheus = rendered(&m, false);
+        assert!(!prometheus.contains(TRACE), "{prometheus}");
+        assert!(with_exemplars(&prometheus).is_empty(), "{prometheus}");
+        // The Prometheus text is the one it was before exemplars.
+        let untraced = CallMetrics::new(8);
+        for us in [810, 820, 830] {
+            untraced.record("echo", None, Duration::from_micros(us));
+        }
+        assert_eq!(prometheus, rendered(&untraced, false));
     }
 
     #[test]

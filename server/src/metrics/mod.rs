@@ -1,17 +1,22 @@
-//! Call metrics kept by the core and rendered as Prometheus text on
-//! `/metrics`.
+//! Call metrics kept by the core and rendered on `/metrics`, as
+//! Prometheus text or, to a scraper that asks for it, as OpenMetrics text
+//! with trace-id exemplars on the duration histogram ([`Format`]).
 //!
 //! Written by hand rather than with a metrics crate: see [`CallMetrics`]
-//! for why.
+//! for why, and `docs/metrics-exemplars.md` for the measurement behind
+//! keeping it so once exemplars came.
 
 use std::fmt::Write;
 use std::sync::atomic::AtomicU64;
 
 use thingcall_proto::Reason;
 
+mod exemplars;
 mod invocations;
+mod openmetrics;
 
 pub use invocations::{CallMetrics, Series, OTHER_METHOD};
+pub use openmetrics::Format;
 
 /// How a call ended: `None` is `OK` (the device answered), else the reason.
 pub type Outcome = Option<Reason>;
@@ -83,10 +88,12 @@ pub struct Snapshot {
     pub connections_header_timeouts: u64,
 }
 
-/// The whole `/metrics` page.
-pub fn render(calls: &CallMetrics, s: &Snapshot) -> String {
+/// The core's part of the `/metrics` page, with exemplars when `format`
+/// has them; [`Format::finish`] makes the whole page (this and what other
+/// parts add) one of `format`.
+pub fn render(calls: &CallMetrics, s: &Snapshot, format: Format) -> String {
     let mut out = String::with_capacity(4096);
-    calls.render(&mut out);
+    calls.render(&mut out, format.exemplars());
     gauge(
         &mut out,
         "thingcall_invocations_in_flight",
@@ -270,5 +277,71 @@ pub(crate) fn seconds(us: u64) -> String {
     } else {
         let s = format!("{}.{:06}", us / 1_000_000, frac);
         s.trim_end_matches('0').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The whole page as `format`, the fan-outs' part included.
+    fn page(calls: &CallMetrics, format: Format) -> String {
+        let mut text = render(calls, &Snapshot::default(), format);
+        crate::fanout::Share::new(8).render(&mut text);
+        format.finish(text)
+    }
+
+    #[test]
+    fn the_openmetrics_page_follows_the_spec_where_prometheus_text_differs() {
+        let calls = CallMetrics::new(8);
+        let trace = opentelemetry::trace::TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736");
+        calls.record_traced("echo", None, Duration::from_millis(3), trace.ok());
+        let prometheus = page(&calls, Format::Prometheus);
+        let om = page(&calls, Format::OpenMetrics);
+        assert!(!prometheus.contains("# EOF"));
+        assert!(om.ends_with("\n# EOF\n"), "{om}");
+
+        // Every counter family `x`: `# TYPE x counter`, samples `x_total`.
+        let mut family = ("", "");
+        let mut counters = 0;
+        for line in om.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split_once(' ').unwrap();
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let name = line.split(['{', ' ']).next().unwrap();
+            match family.1 {
+                "counter" => {
+                    counters += 1;
+                    assert!(!family.0.ends_with("_total"), "{line}");
+                    assert_eq!(name, format!("{}_total", family.0), "{line}");
+                }
+                "histogram" => assert!(
+                    ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name == format!("{}{s}", family.0)),
+                    "{line}"
+                ),
+                _ => assert_eq!(name, family.0, "{line}"),
+            }
+        }
+        assert!(counters > 10, "{om}");
+
+        // Apart from the counters' metadata, the exemplar and `# EOF`, the
+        // same samples in both.
+        let samples = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.split(" # ").next().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(samples(&om), samples(&prometheus));
+        assert_eq!(om.matches(" # {trace_id=").count(), 1, "{om}");
+        assert_eq!(prometheus.matches("trace_id").count(), 0);
     }
 }
