@@ -231,6 +231,12 @@ impl Gateway {
     /// The Prometheus text of `/metrics`: call outcomes and durations, and
     /// the state of the session, devices, replies and watchers now.
     pub fn metrics_text(&self) -> String {
+        self.metrics_text_as(metrics::Format::Prometheus)
+    }
+
+    /// The `/metrics` page in `format`: OpenMetrics adds the trace-id
+    /// exemplars of the duration histogram.
+    pub fn metrics_text_as(&self, format: metrics::Format) -> String {
         let t = *self.tallies.borrow();
         let hub = self.hub.stats();
         // One read guard, dropped before anything else: parking_lot's
@@ -276,9 +282,9 @@ impl Gateway {
             connections_idle_closed: self.connections.idle_closed.load(Ordering::Relaxed),
             connections_header_timeouts: self.connections.header_timeouts.load(Ordering::Relaxed),
         };
-        let mut text = metrics::render(&self.metrics, &snapshot);
+        let mut text = metrics::render(&self.metrics, &snapshot, format);
         self.fanouts.render(&mut text);
-        text
+        format.finish(text)
     }
 
     /// Refuses new calls and watches from now on (`SHUTTING_DOWN`): nothing

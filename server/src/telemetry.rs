@@ -116,6 +116,15 @@ impl CallTrace {
         self.cx.span().span_context().trace_id()
     }
 
+    /// The call's trace id when its trace is sampled, for the exemplar of
+    /// its duration bucket: an unsampled trace is exported nowhere, so an
+    /// exemplar of it would link to nothing.
+    pub fn sampled_trace_id(&self) -> Option<opentelemetry::trace::TraceId> {
+        let span = self.cx.span();
+        let cx = span.span_context();
+        cx.is_sampled().then(|| cx.trace_id())
+    }
+
     /// A producer span for the request's publish to `topic`, ended at once
     /// (queued is all the gateway knows); its context goes in the request's
     /// user properties so the device's span becomes its child.

@@ -76,12 +76,14 @@ impl Gateway {
                 .call(&req, id, &caller, received, trace.as_ref())
                 .instrument(span.clone())
                 .await;
+            let exemplar = trace.as_ref().and_then(CallTrace::sampled_trace_id);
             if let Some(trace) = trace {
                 trace.finish(result.as_ref().map(|a| &a.reply));
             }
             let outcome = result.as_ref().err().map(Error::reason);
             let took = received.elapsed();
-            self.metrics.record(&req.method, outcome, took);
+            self.metrics
+                .record_traced(&req.method, outcome, took, exemplar);
             span.in_scope(|| {
                 tracing::debug!(
                     outcome = outcome.map_or("OK", Reason::name),

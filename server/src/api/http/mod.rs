@@ -5,7 +5,8 @@
 //! - `GET /v1/devices`, `GET /v1/devices/{target}`: ListDevices, GetDevice
 //! - `GET /v1/devices/{target}/events`, `GET /v1/events?target=`: WatchDevice as Server-Sent Events
 //! - `POST /v1/invoke-many`: InvokeMany as NDJSON (or Server-Sent Events)
-//! - `GET /metrics`: Prometheus text
+//! - `GET /metrics`: Prometheus text, or OpenMetrics with trace-id exemplars
+//!   when `Accept` asks for `application/openmetrics-text`
 //! - `GET /livez`, `GET /readyz`: the gRPC health statuses for HTTP-only
 //!   checks (an ALB's HTTP/1 target group, an `httpGet` probe)
 
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,6 +31,7 @@ use serde::Deserialize;
 use crate::auth::Access;
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::metrics::Format;
 use crate::telemetry::{Caller, Surface};
 pub use error::ApiError;
 use extract::{Path, Query};
@@ -164,14 +166,19 @@ async fn readyz(State(core): State<Arc<Gateway>>) -> Response {
     }
 }
 
-/// Prometheus text exposition of the core's metrics.
-async fn metrics(State(core): State<Arc<Gateway>>) -> Response {
+/// The core's metrics as Prometheus text, or as OpenMetrics (with
+/// trace-id exemplars) when the scraper's `Accept` asks for it.
+async fn metrics(State(core): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
+    let format = Format::negotiate(
+        headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        core.metrics_text(),
+        [(CONTENT_TYPE, format.content_type()), (VARY, "accept")],
+        core.metrics_text_as(format),
     )
         .into_response()
 }
