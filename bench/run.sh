@@ -118,6 +118,7 @@ for c in 1 16 256; do
 done
 leg "rust-client qos1 c1" --mode grpc --concurrency 1 "${grpc_q1[@]}"
 leg "rust-client qos1 c16" --mode grpc --concurrency 16 "${grpc_q1[@]}"
+leg "rust-client channel qos1 c1" --mode grpc-channel --concurrency 1 "${grpc_q1[@]}"
 leg "json qos1 c16" --mode json --concurrency 16 "${grpc_q1[@]}"
 leg "grpc-web qos1 c16" --mode grpc-web --concurrency 16 "${grpc_q1[@]}"
 cpr=(--mode conn-per-request --tls --mqtt-ca "$work/ca.pem" --qos 1 --concurrency 1 --targets "$targets")

@@ -20,8 +20,12 @@ pub const MAX_PAYLOAD_BYTES: usize = 900_000;
 /// How the calls reach the devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
-    /// Invoke over gRPC (h2c) through the gateway.
+    /// Invoke over gRPC (h2c) through the gateway, on thingcall-client's
+    /// `Direct` transport (what `Client::connect` uses for `http://`).
     Grpc,
+    /// `grpc` over tonic's `Channel` (with its request buffer task), to
+    /// compare the two transports.
+    GrpcChannel,
     /// Invoke over h2c through the gateway with the `h2` crate and request
     /// frames built once: the cheap load path, whose own CPU per call is a
     /// small part of the gateway's.
@@ -42,6 +46,7 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::Grpc => "grpc",
+            Mode::GrpcChannel => "grpc-channel",
             Mode::H2 => "h2",
             Mode::Json => "json",
             Mode::GrpcWeb => "grpc-web",
@@ -289,6 +294,8 @@ mod tests {
     fn every_mode_parses() {
         for (flag, mode) in [
             ("grpc", Mode::Grpc),
+            ("grpc-channel", Mode::GrpcChannel),
+            ("h2", Mode::H2),
             ("json", Mode::Json),
             ("grpc-web", Mode::GrpcWeb),
             ("raw-mqtt", Mode::RawMqtt),

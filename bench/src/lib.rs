@@ -96,7 +96,8 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<String, Setup> {
     } else {
         None
     };
-    if args.idempotency_keys && !matches!(args.mode, Mode::Grpc | Mode::GrpcWeb) {
+    if args.idempotency_keys && !matches!(args.mode, Mode::Grpc | Mode::GrpcChannel | Mode::GrpcWeb)
+    {
         return Err(Setup::Usage(
             "--idempotency-keys needs --mode grpc or grpc-web".into(),
         ));

@@ -68,6 +68,7 @@ async fn every_mode_completes_its_calls() {
     let modes = [
         "grpc",
         "h2",
+        "grpc-channel",
         "json",
         "grpc-web",
         "raw-mqtt",

@@ -94,7 +94,7 @@ pub enum Caller {
 /// One worker's handle on a [`Caller`].
 pub enum Worker {
     /// See [`Caller::Grpc`].
-    Grpc(grpc::Worker),
+    Grpc(Box<grpc::Worker>),
     /// See [`Caller::Json`].
     Json(json::Worker),
     /// See [`Caller::GrpcWeb`].
@@ -117,7 +117,9 @@ impl Caller {
         concurrency: u16,
     ) -> Result<Caller, Setup> {
         Ok(match mode {
-            Mode::Grpc => Caller::Grpc(grpc::Grpc::connect(server, spec, concurrency).await?),
+            Mode::Grpc | Mode::GrpcChannel => {
+                Caller::Grpc(grpc::Grpc::connect(server, spec, concurrency, mode).await?)
+            }
             // Not a task-per-worker mode: see `crate::frames`.
             Mode::H2 => return Err(Setup::Other("--mode h2 has no task workers".into())),
             Mode::Json => Caller::Json(json::Json::connect(server, spec, concurrency).await?),
@@ -136,7 +138,7 @@ impl Caller {
     /// The handle of worker number `index`.
     pub fn worker(&self, index: usize) -> Worker {
         match self {
-            Caller::Grpc(c) => Worker::Grpc(c.worker(index)),
+            Caller::Grpc(c) => Worker::Grpc(Box::new(c.worker(index))),
             Caller::Json(c) => Worker::Json(c.worker()),
             Caller::GrpcWeb(c) => Worker::GrpcWeb(Box::new(c.worker())),
             Caller::RawMqtt(c) => Worker::RawMqtt(c.worker()),

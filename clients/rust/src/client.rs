@@ -13,7 +13,9 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request};
 
+use crate::direct::Direct;
 use crate::error::{error_chain, reason, CallError};
+use crate::transport::Transport;
 
 /// How long to wait for the TCP connection to the gateway. Without a bound
 /// an unroutable address would hang for the operating system's timeout
@@ -86,10 +88,12 @@ pub fn endpoint_with(server: &str, tls: &TlsOptions) -> Result<Endpoint, CallErr
 }
 
 /// A connection to one gateway. Cheap to clone: clones share the HTTP/2
-/// connection, which is how concurrent calls should be made.
+/// connection, which is how concurrent calls should be made. Under it is a
+/// [`Transport`]: the [`Direct`] h2c connection for `http://` gateways
+/// (the cheapest per call), tonic's `Channel` for the rest.
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: DeviceGatewayClient<Channel>,
+    inner: DeviceGatewayClient<Transport>,
     /// `authorization: Bearer TOKEN`, sent with every request when set.
     token: Option<MetadataValue<Ascii>>,
 }
@@ -97,13 +101,19 @@ pub struct Client {
 impl Client {
     /// Connects to `server`, e.g. `http://127.0.0.1:8080`, eagerly, so a
     /// gateway that is not there is reported as `UNREACHABLE` right away.
+    /// `http://` uses the [`Direct`] transport; `https://` and `unix:` a
+    /// tonic `Channel`. Both remake a dropped connection on the next call.
     pub async fn connect(server: &str) -> Result<Client, CallError> {
         Client::connect_with(server, &TlsOptions::default()).await
     }
 
     /// [`Client::connect`] with TLS options for an `https://` gateway.
     pub async fn connect_with(server: &str, tls: &TlsOptions) -> Result<Client, CallError> {
-        let channel = endpoint_with(server, tls)?.connect().await.map_err(|e| {
+        let endpoint = endpoint_with(server, tls)?;
+        if endpoint.uri().scheme_str() == Some("http") && !server.starts_with("unix:") {
+            return Ok(Client::with_transport(Direct::connect(server).await?));
+        }
+        let channel = endpoint.connect().await.map_err(|e| {
             CallError::unreachable(format!("cannot connect to {server}: {}", error_chain(&e)))
         })?;
         Ok(Client::new(channel))
@@ -112,8 +122,13 @@ impl Client {
     /// Wraps an existing channel, for callers (and tests) that build their
     /// own, e.g. in-process or lazily connected.
     pub fn new(channel: Channel) -> Client {
+        Client::with_transport(channel)
+    }
+
+    /// Wraps an existing transport: a [`Direct`] connection or a `Channel`.
+    pub fn with_transport(transport: impl Into<Transport>) -> Client {
         Client {
-            inner: DeviceGatewayClient::new(channel),
+            inner: DeviceGatewayClient::new(transport.into()),
             token: None,
         }
     }
@@ -222,7 +237,7 @@ impl Client {
     /// The generated client, for request metadata, deadlines or RPCs this
     /// wrapper does not cover (requests made through it carry no token:
     /// set `authorization` in their metadata).
-    pub fn raw(&mut self) -> &mut DeviceGatewayClient<Channel> {
+    pub fn raw(&mut self) -> &mut DeviceGatewayClient<Transport> {
         &mut self.inner
     }
 }
@@ -252,5 +267,11 @@ mod tests {
         assert_eq!(err.reason, "UNREACHABLE");
         assert_eq!(err.exit_code(), 69);
         assert!(err.message.contains("127.0.0.1:1"), "{}", err.message);
+    }
+
+    #[test]
+    fn client_is_send_and_sync() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Client>();
     }
 }

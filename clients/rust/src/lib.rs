@@ -30,10 +30,14 @@
 //! anything else.
 
 mod client;
+mod direct;
 mod error;
+mod transport;
 
 pub use client::{endpoint, endpoint_with, Client, TlsOptions, GATEWAY_CONNECT_TIMEOUT};
+pub use direct::Direct;
 pub use error::{code_name, exit, reason, CallError, EXIT_CODES_HELP};
+pub use transport::{Transport, TransportFuture};
 
 /// The generated API types (`InvokeRequest`, `DeviceEvent`, ...), re-exported
 /// so users of [`Client`] need no direct dependency on `thingcall-proto`.
