@@ -124,6 +124,11 @@ leg "grpc-web qos1 c16" --mode grpc-web --concurrency 16 "${grpc_q1[@]}"
 cpr=(--mode conn-per-request --tls --mqtt-ca "$work/ca.pem" --qos 1 --concurrency 1 --targets "$targets")
 leg "conn-per-request tls c1" "${cpr[@]}" --mqtt-url "mqtts://127.0.0.1:$mqtts"
 leg "gateway tls c1" "${cheap[@]}" --concurrency 1 --server "http://127.0.0.1:$gw_tls_port" --gateway-pid "$gw_tls_pid" --targets "$targets"
+# The floor over the same relayed links: what one round trip plus the broker
+# and the device cost there, with no gateway in between.
+rawtls=(--mode raw-mqtt --mqtt-ca "$work/ca.pem" --qos 1 --concurrency 1 --targets "$targets")
+leg "raw-mqtt tls rtt1ms c1" "${rawtls[@]}" --mqtt-url "mqtts://127.0.0.1:$wan"
+leg "raw-mqtt tls rtt20ms c1" "${rawtls[@]}" --mqtt-url "mqtts://127.0.0.1:$wan20"
 leg "conn-per-request tls rtt1ms c1" "${cpr[@]}" --mqtt-url "mqtts://127.0.0.1:$wan"
 leg "gateway tls rtt1ms c1" "${cheap[@]}" --concurrency 1 --server "http://127.0.0.1:$gw_wan_port" --gateway-pid "$gw_wan_pid" --targets "$targets"
 leg "conn-per-request tls rtt20ms c1" "${cpr[@]}" --mqtt-url "mqtts://127.0.0.1:$wan20"

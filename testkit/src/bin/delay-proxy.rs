@@ -8,6 +8,12 @@
 //! round trip costs almost nothing. This sandbox has no `tc netem` (its
 //! kernel lacks the qdisc), hence a relay.
 //!
+//! A new connection costs one round trip before its first byte moves, as
+//! TCP's handshake does on a real link (on loopback the caller's `connect`
+//! returns at once): the relay reads nothing from it for twice the one-way
+//! delay. Without that, a connection-per-request caller would be charged
+//! one round trip too few.
+//!
 //! Threads and `std::thread::sleep` rather than tokio: tokio's timer has
 //! millisecond granularity, and the delays wanted are a fraction of that.
 //! Order is kept because each direction has one writer draining a FIFO; a
@@ -34,10 +40,16 @@ fn main() {
         std::process::exit(1);
     });
     for client in listener.incoming().flatten() {
-        match TcpStream::connect(upstream) {
-            Ok(server) => relay(client, server, delay),
-            Err(e) => eprintln!("delay-proxy: cannot reach {upstream}: {e}"),
-        }
+        let upstream = upstream.clone();
+        // Its own thread, so one connection's handshake delay does not hold
+        // the next one's accept.
+        std::thread::spawn(move || {
+            std::thread::sleep(2 * delay);
+            match TcpStream::connect(&upstream) {
+                Ok(server) => relay(client, server, delay),
+                Err(e) => eprintln!("delay-proxy: cannot reach {upstream}: {e}"),
+            }
+        });
     }
 }
 
