@@ -6,6 +6,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod codec;
+pub mod deadline;
 pub mod reason;
 #[cfg(feature = "otel")]
 pub mod trace;
