@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use crate::handlers::{Reply, Request};
-use crate::serve::{accepting_topic, inject_failure, run_guarded, INJECTED};
+use crate::serve::{accepting_topic, inject_failure, reply_qos, run_guarded, INJECTED};
 use crate::session::{Conn, Ctl};
 
 /// The AWS sample device's answer to any request: `Your request was
@@ -113,7 +113,7 @@ async fn serve(conn: Arc<Conn>, request: Request, to: AckTo) {
     let props = json_properties();
     let sent = conn
         .outbox
-        .publish(to.topic, to.qos, false, payload, props)
+        .publish(to.topic, reply_qos(to.qos, &reply), false, payload, props)
         .await;
     match (sent, reply.reconnect_after()) {
         (Err(e), _) => debug!(device = %opts.id, "seed ack not sent: {e}"),

@@ -143,7 +143,13 @@ async fn serve(conn: Arc<Conn>, request: Request, to: ReplyTo, span: Option<trac
     );
     let sent = conn
         .outbox
-        .publish(to.topic, to.qos, false, reply.payload.clone(), props)
+        .publish(
+            to.topic,
+            reply_qos(to.qos, &reply),
+            false,
+            reply.payload.clone(),
+            props,
+        )
         .await;
     match (sent, reply.reconnect_after()) {
         (Err(e), _) => debug!(device = %opts.id, "reply not sent: {e}"),
@@ -154,6 +160,19 @@ async fn serve(conn: Arc<Conn>, request: Request, to: ReplyTo, span: Option<trac
             }
         }
         (Ok(_), None) => {}
+    }
+}
+
+/// The QoS of a reply: the request's, except that a reply the device goes
+/// away after (`reboot`) is sent at QoS 1. Its disconnect waits for the
+/// broker's PUBACK; at QoS 0 there is none, and the reconnect could drop the
+/// reply before it left, so the caller would see the device go offline
+/// mid-call instead of its answer.
+pub(crate) fn reply_qos(request: QoS, reply: &Reply) -> QoS {
+    if reply.reconnect_after().is_some() {
+        QoS::AtLeastOnce
+    } else {
+        request
     }
 }
 
@@ -186,6 +205,15 @@ pub(crate) fn inject_failure(rate: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_before_a_reboot_goes_at_qos_1() {
+        let plain = Reply::ok("x");
+        assert_eq!(reply_qos(QoS::AtMostOnce, &plain), QoS::AtMostOnce);
+        assert_eq!(reply_qos(QoS::AtLeastOnce, &plain), QoS::AtLeastOnce);
+        let reboot = Reply::ok("rebooting").then_reconnect(std::time::Duration::from_millis(5));
+        assert_eq!(reply_qos(QoS::AtMostOnce, &reboot), QoS::AtLeastOnce);
+    }
 
     #[test]
     fn failure_injection_bounds() {
