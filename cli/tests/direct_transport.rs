@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{gateway, within};
+use common::{gateway, gateway_with, within};
 use thingcall_client::proto::InvokeRequest;
 use thingcall_client::{CallError, Client, Direct};
 use thingcall_testkit::fault::{Fault, FaultProxy};
@@ -268,5 +268,46 @@ async fn deadlines_keep_the_gateways_reasons_on_the_direct_transport() {
     // And the connection is still good for the next call.
     let reply = client.invoke(echo("demo-2", b"still".to_vec())).await;
     assert_eq!(reply.unwrap().payload, b"still".as_slice());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_past_the_http2_windows_go_both_ways_on_the_direct_transport() {
+    // 64 KiB is HTTP/2's initial window, of each stream and of the
+    // connection: these calls only finish if both sides give it back as
+    // they read.
+    let gw = gateway_with(&["--max-payload", "1MiB"]).await;
+    let client = direct(&format!("http://{}", gw.grpc_addr)).await;
+    let calls: Vec<_> = (0..4u8)
+        .map(|k| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let payload: Vec<u8> = (0..100 * 1024u32).map(|i| (i % 251) as u8 ^ k).collect();
+                let reply = client
+                    .invoke(echo("demo-1", payload.clone()))
+                    .await
+                    .unwrap();
+                assert!(
+                    reply.payload == payload,
+                    "echo {k}: {} bytes back",
+                    reply.payload.len()
+                );
+                let big = InvokeRequest {
+                    target: "demo-1".into(),
+                    method: "big".into(),
+                    payload: b"900000".to_vec().into(),
+                    ..Default::default()
+                };
+                let reply = client.invoke(big).await.unwrap();
+                assert_eq!(reply.payload.len(), 900_000, "big {k}");
+            })
+        })
+        .collect();
+    within("4 large calls at once", async {
+        for c in calls {
+            c.await.unwrap();
+        }
+    })
+    .await;
     gw.stop().await;
 }

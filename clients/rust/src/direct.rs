@@ -1,26 +1,30 @@
-//! [`Direct`]: gRPC over one h2c connection driven by hyper's HTTP/2
-//! client, with no request buffer in front of it.
+//! [`Direct`]: gRPC over one h2c connection of the `h2` crate, with
+//! nothing between the caller's task and the HTTP/2 stream.
 //!
 //! tonic's `Channel` puts a `tower::Buffer` before its connection: every
 //! call is handed to a background worker task over an mpsc channel and its
-//! answer comes back over a oneshot, one more task hop and cross-thread
-//! wakeup per call. hyper's `SendRequest` is itself `Clone` and usable from
-//! many tasks at once, so callers can hand requests to the connection
-//! themselves. hyper still passes each request to its connection task (that
-//! task does the I/O, and the gateway's answer has to wake it anyway); what
-//! goes is the extra worker in between.
+//! answer comes back over a oneshot. Under it, hyper's HTTP/2 client hands
+//! each request to its dispatch task over another channel, and spawns a
+//! task per request to pipe the body into the stream. Here the caller's
+//! task opens the stream, writes the (unary) body and reads the answer
+//! itself, through `h2`'s `SendRequest`, which is `Clone` and shared by
+//! every task; only the connection task, which does the socket I/O, is
+//! woken besides the caller.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use h2::client::SendRequest;
 use http::uri::{Authority, Scheme};
 use http::{HeaderMap, Request, Response, Uri};
-use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use http_body::Frame;
+use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 use tonic::body::Body;
 use tonic::{Code, ConnectError, TimeoutExpired};
@@ -59,17 +63,17 @@ pub type ResponseFuture =
 /// attempt fails. Calls that find the connection closed at the same moment
 /// share one attempt, so a gateway that is down costs one connect per wave
 /// of calls, not one per caller, and no call waits longer than one
-/// attempt. A request the closing connection never took (so the gateway
-/// cannot have seen it) is sent on the new connection, within the same
-/// one attempt.
+/// attempt. A request the closing connection refused (so the gateway
+/// cannot have seen it) fails as `UNREACHABLE` too, and is safe to send
+/// again: the next call reconnects.
 ///
 /// A `grpc-timeout` on a request (tonic's `Request::set_timeout`) is also
 /// enforced on this side, as `Channel` does, so a call on a link that went
 /// silent ends at its deadline instead of hanging.
 pub struct Direct {
     shared: Arc<Shared>,
-    /// This handle's sender; `None` after a failed reconnect.
-    conn: Option<SendRequest<Body>>,
+    /// This handle's connection; `None` after a failed reconnect.
+    conn: Option<Link>,
     /// The newest connection attempt this handle knows the outcome of.
     seen: u64,
     /// A reconnect this handle is waiting on. In a `Mutex` only so that
@@ -82,8 +86,21 @@ pub struct Direct {
     attempted: bool,
 }
 
-type ReconnectFuture =
-    Pin<Box<dyn Future<Output = (u64, Result<SendRequest<Body>, Failure>)> + Send>>;
+type ReconnectFuture = Pin<Box<dyn Future<Output = (u64, Result<Link, Failure>)> + Send>>;
+
+/// One HTTP/2 connection: its sender, and whether its connection task has
+/// ended (h2's sender does not say so until a request fails on it).
+#[derive(Clone)]
+struct Link {
+    send: SendRequest<Bytes>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Link {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
 
 /// What the clones of one [`Direct`] share.
 struct Shared {
@@ -100,7 +117,7 @@ struct Shared {
 struct Slot {
     /// Bumped by every connection attempt.
     generation: u64,
-    current: Result<SendRequest<Body>, Failure>,
+    current: Result<Link, Failure>,
 }
 
 /// A failed connection attempt, kept so that every call that waited on it
@@ -187,7 +204,7 @@ impl Shared {
     /// handshake, within [`GATEWAY_CONNECT_TIMEOUT`]. The connection's
     /// driver runs as its own task until every sender is gone or the
     /// connection closes.
-    async fn open(&self) -> Result<SendRequest<Body>, Failure> {
+    async fn open(&self) -> Result<Link, Failure> {
         let fail = |kind, why: String| Failure {
             kind,
             message: format!("cannot connect to {}: {why}", self.server),
@@ -198,17 +215,18 @@ impl Shared {
                 .map_err(|e| fail(e.kind(), error_chain(&e)))?;
             tcp.set_nodelay(true)
                 .map_err(|e| fail(e.kind(), error_chain(&e)))?;
-            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .handshake(TokioIo::new(tcp))
+            let (send, connection) = h2::client::handshake(tcp)
                 .await
                 .map_err(|e| fail(std::io::ErrorKind::Other, error_chain(&e)))?;
+            let closed = Arc::new(AtomicBool::new(false));
+            let ended = closed.clone();
             tokio::spawn(async move {
-                // Its end is seen by the senders as `is_closed`; calls in
+                // Its end is seen by the handles as `is_closed`; calls in
                 // flight get the error itself.
                 let _ = connection.await;
+                ended.store(true, Ordering::Release);
             });
-            Ok(sender)
+            Ok(Link { send, closed })
         };
         tokio::time::timeout(GATEWAY_CONNECT_TIMEOUT, attempt)
             .await
@@ -224,7 +242,7 @@ impl Shared {
     /// the one another caller made meanwhile, the failure of the attempt
     /// another caller made meanwhile, or a new attempt of its own.
     /// Returns the attempt's generation with its outcome.
-    async fn reconnect(self: Arc<Self>, seen: u64) -> (u64, Result<SendRequest<Body>, Failure>) {
+    async fn reconnect(self: Arc<Self>, seen: u64) -> (u64, Result<Link, Failure>) {
         let mut slot = self.slot.lock().await;
         if slot.generation != seen {
             match &slot.current {
@@ -293,7 +311,7 @@ impl tower_service::Service<Request<Body>> for Direct {
                 continue;
             }
             let closed = match self.conn.as_mut() {
-                Some(sender) => ready!(sender.poll_ready(cx)).is_err(),
+                Some(link) => link.is_closed() || ready!(link.send.poll_ready(cx)).is_err(),
                 None => true,
             };
             if !closed {
@@ -336,32 +354,85 @@ impl tower_service::Service<Request<Body>> for Direct {
             Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
         };
         let deadline = grpc_timeout(&head.headers);
-        let sent = sender.try_send_request(Request::from_parts(head, body));
-        // A request the connection closed before taking can be sent again
-        // on a new one, unless this call made its attempt already.
-        let retry =
-            (!std::mem::take(&mut self.attempted)).then(|| (self.shared.clone(), self.seen));
+        self.attempted = false;
+        // The stream opens here, in order with the other calls on this
+        // handle; its body goes in the future (a unary body is ready at
+        // once, so that costs no wait).
+        let (response, mut stream) = match sender
+            .send
+            .send_request(Request::from_parts(head, ()), false)
+        {
+            Ok(opened) => opened,
+            Err(e) => {
+                // The connection refused a new stream: it is going away,
+                // and the gateway has not seen this request. The next call
+                // reconnects.
+                self.conn = None;
+                let failure = Failure {
+                    kind: std::io::ErrorKind::ConnectionAborted,
+                    message: format!("the connection to {} closed: {e}", self.shared.server),
+                };
+                return Box::pin(std::future::ready(Err(failure.to_error())));
+            }
+        };
         let exchange = async move {
-            let mut e = match sent.await {
-                Ok(response) => return Ok(response),
-                Err(e) => e,
-            };
-            let (Some(message), Some((shared, seen))) = (e.take_message(), retry) else {
-                return Err(BoxError::from(e.into_error()));
-            };
-            let (_, current) = shared.reconnect(seen).await;
-            let mut sender = current.map_err(|f| f.to_error())?;
-            Ok(sender.send_request(message).await?)
+            let data = body.collect().await.map_err(BoxError::from)?.to_bytes();
+            stream.send_data(data, true)?;
+            let response = response.await?;
+            Ok::<_, BoxError>(response.map(|recv| {
+                Body::new(RecvBody {
+                    recv,
+                    data_done: false,
+                })
+            }))
         };
         Box::pin(async move {
-            let response = match deadline {
-                None => exchange.await?,
+            match deadline {
+                None => exchange.await,
                 Some(limit) => tokio::time::timeout(limit, exchange)
                     .await
-                    .map_err(|_| TimeoutExpired(()))??,
-            };
-            Ok(response.map(Body::new))
+                    .map_err(|_| BoxError::from(TimeoutExpired(())))?,
+            }
         })
+    }
+}
+
+/// An answer's body as tonic reads it: the stream's data, with its flow
+/// control window given back as it is read, then its trailers (where gRPC
+/// puts the status).
+struct RecvBody {
+    recv: h2::RecvStream,
+    data_done: bool,
+}
+
+impl http_body::Body for RecvBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        let this = &mut *self;
+        if !this.data_done {
+            match ready!(this.recv.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    let _ = this.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => this.data_done = true,
+            }
+        }
+        match ready!(this.recv.poll_trailers(cx)) {
+            Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Ok(None) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
     }
 }
 
