@@ -71,12 +71,7 @@ async fn a_shared_direct_client_keeps_every_answer_with_its_caller() {
             })
         })
         .collect();
-    within("3200 calls from 64 tasks", async {
-        for t in tasks {
-            t.await.unwrap();
-        }
-    })
-    .await;
+    join_all("3200 calls from 64 tasks", tasks).await;
     gw.stop().await;
 }
 
@@ -303,11 +298,17 @@ async fn payloads_past_the_http2_windows_go_both_ways_on_the_direct_transport() 
             })
         })
         .collect();
-    within("4 large calls at once", async {
-        for c in calls {
-            c.await.unwrap();
+    join_all("4 large calls at once", calls).await;
+    gw.stop().await;
+}
+
+/// Waits for every spawned task (within the common bound), so a panic in
+/// one fails the test.
+async fn join_all(what: &str, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    within(what, async {
+        for t in tasks {
+            t.await.unwrap();
         }
     })
     .await;
-    gw.stop().await;
 }

@@ -1,5 +1,5 @@
 //! `--mode grpc`: Invoke through tonic over h2c on thingcall-client's
-//! `Direct` transport (hyper's HTTP/2 connection, no buffer task), as
+//! `Direct` transport (the `h2` crate's connection, no task in between), as
 //! `Client::connect` does for `http://`; `--mode grpc-channel`: the same
 //! over tonic's `Channel`, to compare the two. One HTTP/2 connection per 64
 //! workers so high concurrency is not capped by one connection's stream
@@ -43,8 +43,7 @@ impl Grpc {
         let mut connections = Vec::with_capacity(n);
         for _ in 0..n {
             let endpoint = endpoint(server).map_err(|e| Setup::Usage(e.message))?;
-            let h2c = endpoint.uri().scheme_str() == Some("http") && !server.starts_with("unix:");
-            let transport = if mode == Mode::Grpc && h2c {
+            let transport = if mode == Mode::Grpc && Direct::serves(server) {
                 Transport::Direct(Direct::connect(server).await.map_err(Setup::from_call)?)
             } else {
                 let channel = endpoint

@@ -110,7 +110,7 @@ impl Client {
     /// [`Client::connect`] with TLS options for an `https://` gateway.
     pub async fn connect_with(server: &str, tls: &TlsOptions) -> Result<Client, CallError> {
         let endpoint = endpoint_with(server, tls)?;
-        if endpoint.uri().scheme_str() == Some("http") && !server.starts_with("unix:") {
+        if Direct::serves(server) {
             return Ok(Client::with_transport(Direct::connect(server).await?));
         }
         let channel = endpoint.connect().await.map_err(|e| {

@@ -141,18 +141,19 @@ impl Direct {
     /// an `https://` or `unix:` URL is `INVALID_ARGUMENT` (use a `Channel`).
     pub async fn connect(server: &str) -> Result<Direct, CallError> {
         let uri = endpoint(server)?.uri().clone();
-        // tonic's endpoint of a `unix:` URL is an `http://` one.
-        let tcp = !server.starts_with("unix:");
-        let (addr, authority) = target(&uri).filter(|_| tcp).ok_or_else(|| {
-            CallError::new(
-                reason::INVALID_ARGUMENT,
-                format!(
-                    "the direct transport speaks h2c only, not {server:?}: \
+        let (addr, authority) =
+            target(&uri)
+                .filter(|_| Direct::serves(server))
+                .ok_or_else(|| {
+                    CallError::new(
+                        reason::INVALID_ARGUMENT,
+                        format!(
+                            "the direct transport speaks h2c only, not {server:?}: \
                      use a tonic Channel for https:// and unix: gateways"
-                ),
-                Code::InvalidArgument,
-            )
-        })?;
+                        ),
+                        Code::InvalidArgument,
+                    )
+                })?;
         let mut shared = Shared {
             server: server.to_owned(),
             addr,
@@ -178,6 +179,18 @@ impl Direct {
             failed: None,
             attempted: false,
         })
+    }
+
+    /// Whether `server` is a gateway this transport can reach: an
+    /// `http://` URL (h2c over TCP). `https://` and `unix:` need a tonic
+    /// `Channel`; the one place that decides which, for the client and the
+    /// bench alike.
+    pub fn serves(server: &str) -> bool {
+        // tonic's endpoint of a `unix:` URL is an `http://` one, so the
+        // scheme alone does not say it.
+        server
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
     }
 
     /// Starts (or joins) the reconnect after the connection of attempt
@@ -468,6 +481,16 @@ mod tests {
         assert_eq!(t("http://[::1]:9").unwrap().0, "[::1]:9");
         assert_eq!(t("http://gw.example").unwrap().0, "gw.example:80");
         assert!(t("https://gw.example").is_none());
+    }
+
+    #[test]
+    fn serves_http_urls_only() {
+        for url in ["http://127.0.0.1:8080", "HTTP://gw:1"] {
+            assert!(Direct::serves(url), "{url}");
+        }
+        for url in ["https://gw:1", "unix:/tmp/tc.sock", "http:/x", ""] {
+            assert!(!Direct::serves(url), "{url}");
+        }
     }
 
     #[tokio::test]
