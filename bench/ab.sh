@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Interleaved A/B of two gateway binaries on one Mosquitto, one simulator
 # and one bench client, so machine noise hits both alike: each round runs
-# raw-mqtt, A and B back to back at c1, c16 and c256 (QoS 1), and the summary
-# gives throughput, p50 and the gateway's CPU per call for each. Use it to
+# raw-mqtt, A and B back to back at c1, c16 and c256 (QoS 1), the gateways
+# loaded through the bench's cheap path (`--mode h2 --threads 1`), and the
+# summary gives throughput, p50, the gateway's CPU per call and the
+# gateway / broker CPU ratio for each. Use it to
 # check that a change on the hot path costs nothing, e.g. against the binary
 # of an earlier commit:
 #
@@ -37,8 +39,8 @@ for round in $(seq 1 "$rounds"); do
   for c in 1 16 256; do
     echo "bench ab: round $round c$c" >&2
     echo "raw c$c $(leg --mode raw-mqtt --qos 1 --concurrency "$c" --mqtt-url "mqtt://127.0.0.1:$mqtt")" >>"$out"
-    echo "A c$c $(leg --mode grpc --concurrency "$c" --server "http://127.0.0.1:$port_a" --gateway-pid "$pid_a")" >>"$out"
-    echo "B c$c $(leg --mode grpc --concurrency "$c" --server "http://127.0.0.1:$port_b" --gateway-pid "$pid_b")" >>"$out"
+    echo "A c$c $(leg --mode h2 --threads 1 --concurrency "$c" --server "http://127.0.0.1:$port_a" --gateway-pid "$pid_a")" >>"$out"
+    echo "B c$c $(leg --mode h2 --threads 1 --concurrency "$c" --server "http://127.0.0.1:$port_b" --gateway-pid "$pid_b")" >>"$out"
   done
 done
 python3 - "$out" <<'PY'
@@ -47,10 +49,12 @@ rows = {}
 for line in open(sys.argv[1]):
     who, c, js = line.split(" ", 2)
     d = json.loads(js)
-    cpu = d.get("cpu_s", {}).get("gateway")
-    per = f"{cpu / d['count'] * 1e6:.0f}" if cpu and d["count"] else "-"
+    cpu = d.get("cpu_s", {})
+    gw, broker = cpu.get("gateway"), cpu.get("broker")
+    per = f"{gw / d['count'] * 1e6:.0f}" if gw and d["count"] else "-"
+    ratio = f" gw/broker {gw / broker:.2f}" if gw and broker else ""
     rows.setdefault((c, who), []).append(
-        f"{d['throughput_per_s']:.0f}/s p50 {d['latency_us']['p50']} cpu/call {per} us err {d['errors']}")
+        f"{d['throughput_per_s']:.0f}/s p50 {d['latency_us']['p50']} cpu/call {per} us{ratio} err {d['errors']}")
 for c in ("c1", "c16", "c256"):
     for who in ("raw", "A", "B"):
         print(f"{c:5} {who:4}", " | ".join(rows.get((c, who), [])))

@@ -283,8 +283,13 @@ async fn serve_http(
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let connections = gateway.connections();
+    let unary = Arc::new(crate::api::unary::UnaryInvoke::new(
+        gateway.clone(),
+        auth.clone(),
+    ));
     let app = crate::api::app::router(gateway, auth, health_service, &cors_origins);
-    crate::listener::serve(listener, app, limits, tls, connections, stop).await
+    let routes = crate::listener::Routes { app, unary };
+    crate::listener::serve(listener, routes, limits, tls, connections, stop).await
 }
 
 impl Running {

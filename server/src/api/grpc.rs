@@ -15,6 +15,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::layer::grpc_access;
+use crate::auth::Access;
 use crate::gateway::Gateway;
 use crate::telemetry::{Caller, Surface};
 
@@ -78,20 +79,11 @@ impl DeviceGateway for GrpcApi {
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        let tracing = self.core.tracing();
-        let headers = request.metadata().as_ref();
-        // gRPC-web shares the gRPC routes; its content type tells them apart.
-        let web = tracing
-            && headers
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
-        let caller = Caller::from_headers(
-            tracing,
-            headers,
-            if web { INVOKE_WEB } else { INVOKE },
-            grpc_timeout(request.metadata()).map(|t| Instant::now() + t),
-        )
-        .with_access(grpc_access(&request));
+        let caller = invoke_caller(
+            &self.core,
+            request.metadata().as_ref(),
+            grpc_access(&request),
+        );
         let call = self.core.invoke(request.into_inner(), caller);
         // `map`, not an async block: awaiting a captured future would keep
         // it twice, once captured and once being awaited.
@@ -154,6 +146,29 @@ impl DeviceGateway for GrpcApi {
             &r.page_token,
         )?))
     }
+}
+
+/// The caller of an Invoke with `headers` (gRPC or gRPC-web, told apart
+/// by the content type), which may do what `access` grants; shared with
+/// the unary route ([`crate::api::unary`]).
+pub(crate) fn invoke_caller(core: &Gateway, headers: &http::HeaderMap, access: Access) -> Caller {
+    let tracing = core.tracing();
+    let web = tracing
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
+    let deadline = headers
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(thingcall_proto::deadline::parse_grpc_timeout)
+        .map(|t| Instant::now() + t);
+    Caller::from_headers(
+        tracing,
+        headers,
+        if web { INVOKE_WEB } else { INVOKE },
+        deadline,
+    )
+    .with_access(access)
 }
 
 /// Parses the `grpc-timeout` header (`<= 8 digits><H|M|S|m|u|n>`).

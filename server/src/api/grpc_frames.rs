@@ -75,9 +75,19 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let max_payload = self.max_payload;
+        let encoded = names_encoding(req.headers());
         self.inner
-            .call(req.map(|body| Framed::new(body, max_payload)))
+            .call(req.map(|body| Framed::new(body, max_payload, encoded)))
     }
+}
+
+/// Whether a request with `headers` names a message encoding (compression)
+/// other than `identity`: without one, a message marked compressed is bad
+/// input.
+pub(crate) fn names_encoding(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-encoding")
+        .is_some_and(|v| v.as_bytes() != b"identity")
 }
 
 /// A request body that follows the gRPC frames through it; see the module
@@ -86,6 +96,9 @@ where
 pub struct Framed<B> {
     inner: B,
     max_payload: usize,
+    /// The request names a `grpc-encoding`: a compressed message is tonic's
+    /// to judge.
+    encoded: bool,
     /// The frame header read so far, and how much of it.
     header: [u8; HEADER],
     have: usize,
@@ -98,10 +111,11 @@ pub struct Framed<B> {
 }
 
 impl<B> Framed<B> {
-    fn new(inner: B, max_payload: usize) -> Self {
+    pub(crate) fn new(inner: B, max_payload: usize, encoded: bool) -> Self {
         Self {
             inner,
             max_payload,
+            encoded,
             header: [0; HEADER],
             have: 0,
             left: 0,
@@ -140,11 +154,17 @@ impl<B> Framed<B> {
             ));
         }
         let [flag, len @ ..] = self.header;
-        // Flag 1 (compressed) is tonic's to judge against `grpc-encoding`.
         if flag > 1 {
             return Err(Error::invalid(format!(
                 "gRPC frame flag {flag} is neither 0 (plain) nor 1 (compressed)"
             )));
+        }
+        // With an encoding named, flag 1 is tonic's to judge (it knows
+        // which it supports); without one, the message cannot be read.
+        if flag == 1 && !self.encoded {
+            return Err(Error::invalid(
+                "the request's message is marked compressed, but the request names no grpc-encoding",
+            ));
         }
         let len = u32::from_be_bytes(len) as usize;
         if len > max_message(self.max_payload) {
@@ -252,7 +272,7 @@ mod tests {
     }
 
     fn framed() -> Framed<()> {
-        Framed::new((), 100)
+        Framed::new((), 100, false)
     }
 
     #[test]
@@ -282,11 +302,17 @@ mod tests {
         f.follow(&frame(0, 10)).unwrap();
         f.follow(b"abc").unwrap();
         assert_eq!(reason(f.finish()), Reason::InvalidArgument);
-        // A bad flag, two messages, one too long.
+        // A bad flag, a compressed message with no encoding named, two
+        // messages, one too long.
         assert_eq!(
             reason(framed().follow(&frame(2, 0))),
             Reason::InvalidArgument
         );
+        assert_eq!(
+            reason(framed().follow(&frame(1, 0))),
+            Reason::InvalidArgument
+        );
+        Framed::new((), 100, true).follow(&frame(1, 0)).unwrap();
         let mut two = frame(0, 0);
         two.extend(frame(0, 0));
         assert_eq!(reason(framed().follow(&two)), Reason::InvalidArgument);

@@ -9,3 +9,4 @@ pub mod health;
 pub mod http;
 pub mod seed;
 pub mod status;
+pub mod unary;

@@ -19,20 +19,13 @@ use crate::error::Error;
 
 /// Authenticates the request, or refuses it.
 pub async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
-    if auth.is_open(req.uri().path()) {
-        return next.run(req).await;
-    }
     let peer = req.extensions().get::<PeerIdentity>();
-    match auth.authenticate(req.headers(), peer) {
-        Ok(subject) => {
-            let access = auth.access(&subject);
+    match auth.caller_access(req.uri().path(), req.headers(), peer) {
+        Ok(access) => {
             req.extensions_mut().insert(access);
             next.run(req).await
         }
-        Err(e) => {
-            tracing::debug!(path = req.uri().path(), why = %e, "caller not authenticated");
-            refuse(&req, e)
-        }
+        Err(e) => refuse(&req, e),
     }
 }
 

@@ -145,6 +145,25 @@ impl Auth {
             || (path == "/metrics" && !self.metrics_auth)
     }
 
+    /// What a request for `path` with `headers`, over a connection whose
+    /// client certificate is `peer`, may do: everything on an open path,
+    /// else what its authenticated subject is granted. The one decision
+    /// the router's layer and the unary Invoke route both make.
+    pub fn caller_access(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        peer: Option<&PeerIdentity>,
+    ) -> Result<Access, Error> {
+        if self.is_open(path) {
+            return Ok(Access::All);
+        }
+        let subject = self.authenticate(headers, peer).inspect_err(|e| {
+            tracing::debug!(path, why = %e, "caller not authenticated");
+        })?;
+        Ok(self.access(&subject))
+    }
+
     /// The subject of a request with `headers` from a connection whose
     /// client certificate, if any, is `peer`. A token or key that is sent
     /// must verify; a certificate is used only when neither is sent.

@@ -11,11 +11,13 @@
 //! that is not a valid URI, say) are skipped, not counted as findings.
 //! `docs/fuzzing.md` lists what each one checks.
 
+mod grpc_invoke;
 mod grpc_web;
 mod http;
 mod mqtt;
 mod rig;
 
+pub use grpc_invoke::grpc_invoke;
 pub use grpc_web::grpc_web;
 pub use http::{http_json, seed_query};
 pub use mqtt::{mqtt_inbound, topics};
@@ -25,10 +27,11 @@ pub type Target = fn(&[u8]);
 
 /// The fuzz targets by name (the names of `fuzz/fuzz_targets/*.rs` and of
 /// `fuzz/corpus/*/`), for the test that replays the corpus.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("http_json", http_json),
     ("seed_query", seed_query),
     ("mqtt_inbound", mqtt_inbound),
     ("topics", topics),
     ("grpc_web", grpc_web),
+    ("grpc_invoke", grpc_invoke),
 ];

@@ -62,6 +62,8 @@ pub struct Rig {
     /// such (validation comes first), everything else ends at once, so
     /// streaming RPCs (WatchDevice, health Watch) end too.
     pub drained: Router,
+    /// The unary Invoke route over `drained`'s gateway.
+    pub drained_unary: crate::api::unary::UnaryInvoke,
 }
 
 impl Rig {
@@ -70,7 +72,7 @@ impl Rig {
             .enable_all()
             .build()
             .expect("a current-thread runtime builds");
-        let (live, calls, drained) = runtime.block_on(async {
+        let (live, calls, drained, drained_unary) = runtime.block_on(async {
             let (live, gateway) = app();
             let calls = gateway
                 .watch(&crate::auth::Access::All, "", false)
@@ -78,13 +80,15 @@ impl Rig {
                 .into_inner();
             let (drained, gateway) = app();
             gateway.drain();
-            (live, calls, drained)
+            let drained_unary = crate::api::unary::UnaryInvoke::new(gateway, None);
+            (live, calls, drained, drained_unary)
         });
         Rig {
             runtime,
             live,
             calls,
             drained,
+            drained_unary,
         }
     }
 

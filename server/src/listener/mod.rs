@@ -15,9 +15,10 @@
 //!   streams per connection and on header list size; hyper's reset-flood
 //!   protection stays on.
 //!
-//! Written over hyper-util rather than `axum::serve` for these limits and
-//! for TLS: the handshake runs in the connection's own task, so a slow one
-//! holds up nobody else.
+//! Written over hyper-util rather than `axum::serve` for these limits, for
+//! TLS (the handshake runs in the connection's own task, so a slow one
+//! holds up nobody else), and so a plain gRPC `Invoke`, the hot path, goes
+//! from hyper straight to [`UnaryInvoke`] without the router's stack.
 
 pub mod args;
 pub mod tls;
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::Router;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -40,6 +41,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
+use crate::api::unary::UnaryInvoke;
 use crate::auth::PeerIdentity;
 use crate::metrics::Connections;
 use tls::ServerTls;
@@ -79,11 +81,21 @@ pub fn default_max_connections() -> usize {
     limit.saturating_sub(headroom).max(1) as usize
 }
 
-/// Serves `app` on `listener` until `stop` turns true, then closes every
+/// What the port serves: every API on the router, and the unary route
+/// for the plain gRPC `Invoke`s it takes.
+#[derive(Clone)]
+pub struct Routes {
+    /// Every API.
+    pub app: Router,
+    /// `Invoke` over plain gRPC, without the router ([`UnaryInvoke::takes`]).
+    pub unary: Arc<UnaryInvoke>,
+}
+
+/// Serves `routes` on `listener` until `stop` turns true, then closes every
 /// connection gracefully and returns when the last one is gone.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    routes: Routes,
     limits: Limits,
     tls: Option<Arc<ServerTls>>,
     stats: Arc<Connections>,
@@ -127,7 +139,7 @@ pub async fn serve(
             tcp,
             slot,
             Conn {
-                app: app.clone(),
+                routes: routes.clone(),
                 builder: builder.clone(),
                 tls: tls.clone(),
                 stats: stats.clone(),
@@ -161,7 +173,7 @@ fn builder(limits: &Limits) -> Builder<TokioExecutor> {
 
 /// What a connection's task needs.
 struct Conn {
-    app: Router,
+    routes: Routes,
     builder: Arc<Builder<TokioExecutor>>,
     tls: Option<Arc<ServerTls>>,
     stats: Arc<Connections>,
@@ -259,19 +271,28 @@ where
         busy: AtomicUsize::new(0),
         last: AtomicU64::new(0),
     });
-    let app = c.app.clone();
+    let routes = c.routes.clone();
     let seen = activity.clone();
     let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
         let busy = Busy::new(&seen);
-        let mut req = req.map(Body::new);
-        if let Some(p) = &peer {
-            req.extensions_mut().insert(p.clone());
-        }
-        let app = app.clone();
+        let routes = routes.clone();
+        let peer = peer.clone();
         async move {
-            let resp = match app.oneshot(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
+            let resp = if UnaryInvoke::takes(&req) {
+                routes
+                    .unary
+                    .call(req, peer.as_ref())
+                    .await
+                    .map(Either::Right)
+            } else {
+                let mut req = req.map(Body::new);
+                if let Some(p) = peer {
+                    req.extensions_mut().insert(p);
+                }
+                match routes.app.oneshot(req).await {
+                    Ok(r) => r.map(Either::Left),
+                    Err(never) => match never {},
+                }
             };
             // The request stays busy until its body (a stream, maybe) ends.
             Ok::<_, Infallible>(resp.map(move |b| {
