@@ -340,10 +340,27 @@ impl Gateway {
         // Not an `async fn`: that would keep its own copy of `req` and
         // `caller` next to the call's future for as long as the call lives.
         if req.idempotency_key.is_empty() {
-            Either::Left(self.invoke_once(req, caller, CallId::random()))
+            Either::Left(Self::invoke_once(&**self, req, caller, CallId::random()))
         } else {
             // Boxed: keyed calls' extra state stays out of every other call's future.
             Either::Right(Box::pin(self.invoke_keyed(req, caller)))
+        }
+    }
+
+    /// [`Gateway::invoke`] on a gateway the future owns a share of, so it
+    /// can run where a borrowed one cannot (hyper's stream task) without
+    /// an `async` block around it keeping `req` and `caller` twice.
+    pub fn invoke_owned(
+        self: Arc<Self>,
+        req: InvokeRequest,
+        caller: Caller,
+    ) -> impl Future<Output = Result<Answer, Failed>> + Send + 'static {
+        if req.idempotency_key.is_empty() {
+            Either::Left(Self::invoke_once(self, req, caller, CallId::random()))
+        } else {
+            Either::Right(Box::pin(
+                async move { self.invoke_keyed(req, caller).await },
+            ))
         }
     }
 }

@@ -18,11 +18,14 @@
 //! trailers-only response, as tonic writes it).
 
 use std::convert::Infallible;
+use std::future::{ready, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::future::Either;
+use futures::FutureExt;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
@@ -77,33 +80,49 @@ impl UnaryInvoke {
 
     /// Answers `req` (one [`takes`](Self::takes) accepted), from `peer`
     /// (its TLS client certificate, if any).
-    pub async fn call<B>(&self, req: Request<B>, peer: Option<&PeerIdentity>) -> Response<Unary>
+    ///
+    /// Not an `async fn`: the request's headers are read (authentication,
+    /// deadline, trace context) and dropped before the future is made, so
+    /// a call in flight keeps neither them nor a second copy of the
+    /// request in its future, only its body, its `Caller` and the core's
+    /// call. The future is the whole per-call state hyper's stream task
+    /// holds (measured with heaptrack, `BENCHMARKS.md`).
+    pub fn call<B>(
+        &self,
+        req: Request<B>,
+        peer: Option<&PeerIdentity>,
+    ) -> impl Future<Output = Response<Unary>> + Send + 'static
     where
-        B: Body<Data = Bytes> + Unpin,
+        B: Body<Data = Bytes> + Unpin + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (parts, body) = req.into_parts();
         let access = match &self.auth {
-            Some(auth) => match auth.caller_access(parts.uri.path(), &parts.headers, peer) {
-                Ok(access) => access,
-                Err(e) => return Status::from(e).into_http(),
-            },
-            None => crate::auth::Access::All,
+            Some(auth) => auth.caller_access(parts.uri.path(), &parts.headers, peer),
+            None => Ok(crate::auth::Access::All),
         };
-        let message = match read_message(body, self.max_payload).await {
-            Ok(m) => m,
-            Err(status) => return status.into_http(),
+        let caller = match access {
+            Ok(access) => invoke_caller(&self.core, &parts.headers, access),
+            Err(e) => return Either::Left(ready(Status::from(e).into_http())),
         };
-        let request = match InvokeRequest::decode(message) {
-            Ok(r) => r,
-            Err(e) => return InvokeRequest::decode_failure(e).into_http(),
-        };
-        let caller = invoke_caller(&self.core, &parts.headers, access);
         drop(parts);
-        match self.core.invoke(request, caller).await {
-            Ok(answer) => answered(&answer.into_response()),
-            Err(failed) => Status::from(failed).into_http(),
-        }
+        let core = self.core.clone();
+        // Two stages, not one `async` block: while the body is read the
+        // future holds the body, the caller and the core; then only the
+        // core's call, which owns them (an async block would keep its
+        // captures next to the call for as long as it runs).
+        let read = read_message(body, self.max_payload);
+        Either::Right(read.then(move |message| {
+            let request = message
+                .and_then(|m| InvokeRequest::decode(m).map_err(InvokeRequest::decode_failure));
+            match request {
+                Err(status) => Either::Left(ready(status.into_http())),
+                Ok(request) => Either::Right(core.invoke_owned(request, caller).map(|r| match r {
+                    Ok(answer) => answered(&answer.into_response()),
+                    Err(failed) => Status::from(failed).into_http(),
+                })),
+            }
+        }))
     }
 }
 

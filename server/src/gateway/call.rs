@@ -43,15 +43,20 @@ impl Gateway {
         clippy::manual_async_fn,
         reason = "an async fn would hold its arguments twice"
     )]
-    pub(crate) fn invoke_once(
-        &self,
+    pub(crate) fn invoke_once<G>(
+        gateway: G,
         req: InvokeRequest,
         caller: Caller,
         id: CallId,
-    ) -> impl Future<Output = Result<Answer, Failed>> + Send + '_ {
+    ) -> impl Future<Output = Result<Answer, Failed>> + Send
+    where
+        G: std::ops::Deref<Target = Gateway> + Send + Sync,
+    {
         // An `async move` block rather than an `async fn`: the latter keeps
-        // a second copy of its arguments in the future.
+        // a second copy of its arguments in the future. `gateway` is a
+        // borrow or an `Arc`, whichever the caller has.
         async move {
+            let this: &Gateway = &gateway;
             let received = Instant::now();
             // Debug level: off by default, so the hot path pays only a cached
             // level check. Ids and names only; payloads and metadata values are
@@ -63,7 +68,7 @@ impl Gateway {
                 method = %req.method,
                 trace_id = tracing::field::Empty,
             );
-            let trace = self
+            let trace = this
                 .tracer
                 .as_ref()
                 .map(|t| CallTrace::start(t, &caller, &req.target, &req.method, id));
@@ -72,7 +77,7 @@ impl Gateway {
             }
             // `call` borrows the request: a moved copy would sit in both
             // futures, which live as long as the call.
-            let result = self
+            let result = this
                 .call(&req, id, &caller, received, trace.as_ref())
                 .instrument(span.clone())
                 .await;
@@ -82,7 +87,7 @@ impl Gateway {
             }
             let outcome = result.as_ref().err().map(Error::reason);
             let took = received.elapsed();
-            self.metrics
+            this.metrics
                 .record_traced(&req.method, outcome, took, exemplar);
             span.in_scope(|| {
                 tracing::debug!(
@@ -222,7 +227,7 @@ impl Gateway {
         let deadline = match validate::invoke(&req, &self.cfg, received, caller.deadline) {
             // Rules only: the rate token is taken by the call that runs.
             Ok(limits) if caller.access.may_invoke(&req.target, &req.method) => limits.deadline,
-            _ => return self.invoke_once(req, caller, id).await,
+            _ => return Self::invoke_once(&**self, req, caller, id).await,
         };
         let method = req.method.clone();
         let (id, mut done, lead) = match self.idempotency.claim(&req, id) {
@@ -233,7 +238,7 @@ impl Gateway {
                 // before it retries) does not cancel the call, so the retry
                 // joins it or gets its outcome.
                 tokio::spawn(async move {
-                    let outcome = gateway.invoke_once(req, caller, id).await;
+                    let outcome = Gateway::invoke_once(&*gateway, req, caller, id).await;
                     ticket.end(outcome);
                 });
                 (id, done, true)

@@ -55,4 +55,15 @@ fn call_futures_stay_small() {
         size <= 1024,
         "the gRPC Invoke handler's future is {size} bytes"
     );
+    // The hot path's: the unary route's future is all hyper's stream task
+    // adds to it, so it must stay about the core's.
+    let core = std::mem::size_of_val(&g.clone().invoke_owned(InvokeRequest::default(), caller()));
+    let route = crate::api::unary::UnaryInvoke::new(g.clone(), None);
+    let body = http_body_util::Full::new(bytes::Bytes::new());
+    let unary = route.call(http::Request::new(body), None);
+    let size = std::mem::size_of_val(&unary);
+    assert!(
+        size <= core + 64,
+        "the unary Invoke route's future is {size} bytes, the core's {core}"
+    );
 }

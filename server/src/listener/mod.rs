@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::Router;
+use futures::future::{self, FutureExt};
 use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -273,35 +274,34 @@ where
     });
     let routes = c.routes.clone();
     let seen = activity.clone();
+    // No `async` block around the two routes: it would keep the request
+    // (and the router's future) in every unary call's state as well.
     let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
         let busy = Busy::new(&seen);
-        let routes = routes.clone();
-        let peer = peer.clone();
-        async move {
-            let resp = if UnaryInvoke::takes(&req) {
-                routes
-                    .unary
-                    .call(req, peer.as_ref())
-                    .await
-                    .map(Either::Right)
-            } else {
-                let mut req = req.map(Body::new);
-                if let Some(p) = peer {
-                    req.extensions_mut().insert(p);
-                }
-                match routes.app.oneshot(req).await {
-                    Ok(r) => r.map(Either::Left),
-                    Err(never) => match never {},
-                }
-            };
-            // The request stays busy until its body (a stream, maybe) ends.
+        let answer = if UnaryInvoke::takes(&req) {
+            let call = routes.unary.call(req, peer.as_ref());
+            future::Either::Left(call.map(|resp| resp.map(Either::Right)))
+        } else {
+            let mut req = req.map(Body::new);
+            if let Some(p) = &peer {
+                req.extensions_mut().insert(p.clone());
+            }
+            // Boxed: the router's future stays out of the unary route's.
+            let routed = Box::pin(routes.app.clone().oneshot(req));
+            future::Either::Right(routed.map(|r| match r {
+                Ok(resp) => resp.map(Either::Left),
+                Err(never) => match never {},
+            }))
+        };
+        // The request stays busy until its body (a stream, maybe) ends.
+        answer.map(move |resp| {
             Ok::<_, Infallible>(resp.map(move |b| {
                 b.map_frame(move |f| {
                     let _busy = &busy;
                     f
                 })
             }))
-        }
+        })
     });
     let conn = c.builder.serve_connection(io, service);
     tokio::pin!(conn);
