@@ -94,6 +94,9 @@ pub fn endpoint_with(server: &str, tls: &TlsOptions) -> Result<Endpoint, CallErr
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: DeviceGatewayClient<Transport>,
+    /// The same connection when it is [`Direct`]: `invoke` runs on it
+    /// without tonic's generated client (see `unary.rs`).
+    direct: Option<Direct>,
     /// `authorization: Bearer TOKEN`, sent with every request when set.
     token: Option<MetadataValue<Ascii>>,
 }
@@ -127,8 +130,14 @@ impl Client {
 
     /// Wraps an existing transport: a [`Direct`] connection or a `Channel`.
     pub fn with_transport(transport: impl Into<Transport>) -> Client {
+        let transport = transport.into();
+        let direct = match &transport {
+            Transport::Direct(d) => Some(d.clone()),
+            Transport::Channel(_) => None,
+        };
         Client {
-            inner: DeviceGatewayClient::new(transport.into()),
+            inner: DeviceGatewayClient::new(transport),
+            direct,
             token: None,
         }
     }
@@ -163,6 +172,9 @@ impl Client {
     /// error: it comes back as `Ok` with the device's `status`.
     pub async fn invoke(&mut self, req: InvokeRequest) -> Result<InvokeResponse, CallError> {
         let req = self.request(req);
+        if let Some(direct) = &mut self.direct {
+            return Ok(crate::unary::invoke(direct, req).await?);
+        }
         Ok(self.inner.invoke(req).await?.into_inner())
     }
 

@@ -33,6 +33,7 @@ mod client;
 mod direct;
 mod error;
 mod transport;
+mod unary;
 
 pub use client::{endpoint, endpoint_with, Client, TlsOptions, GATEWAY_CONNECT_TIMEOUT};
 pub use direct::Direct;
