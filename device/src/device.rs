@@ -84,7 +84,18 @@ pub struct DeviceOptions {
     /// AWS IoT Core's SigV4 login over `wss://` (default none): the
     /// upgrade URL is signed again at every connect.
     pub sigv4: Option<thingcall_proto::aws::iot::Signer>,
+    /// Largest MQTT packet the device accepts (its MQTT 5 Maximum Packet
+    /// Size; default [`DEFAULT_MAX_PACKET`]). The broker drops a request
+    /// over it without a word and the call ends `DEVICE_TIMEOUT`, so give
+    /// at least the gateway's `--max-payload` plus
+    /// [`thingcall_proto::size::PACKET_HEADROOM`].
+    pub max_packet: u32,
 }
+
+/// Largest packet a device accepts by default: the gateway's default
+/// 128 KiB payload limit plus properties, with room to spare (rumqttc's own
+/// default is only 10 KiB).
+pub const DEFAULT_MAX_PACKET: u32 = 256 * 1024;
 
 impl DeviceOptions {
     /// Options for device `id` on broker `host:port` with the defaults:
@@ -106,6 +117,7 @@ impl DeviceOptions {
             credentials: None,
             tls: None,
             sigv4: None,
+            max_packet: DEFAULT_MAX_PACKET,
         }
     }
 

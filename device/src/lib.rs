@@ -65,7 +65,9 @@ mod url;
 /// Payload type of requests and replies (re-exported so callers need not
 /// depend on `bytes` themselves).
 pub use bytes::Bytes;
-pub use device::{spawn_device, Contract, DeviceHandle, DeviceOptions, DeviceStats};
+pub use device::{
+    spawn_device, Contract, DeviceHandle, DeviceOptions, DeviceStats, DEFAULT_MAX_PACKET,
+};
 pub use handlers::{Handlers, Reply, Request};
 pub use methods::{standard_methods, MAX_BIG_BYTES};
 pub use seed::seed_response;

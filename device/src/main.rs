@@ -97,6 +97,12 @@ struct Cli {
     /// MQTT keep-alive (at least 5s).
     #[arg(long, env = "THINGCALL_KEEP_ALIVE", default_value = "30s", value_parser = parse_keep_alive)]
     keep_alive: Duration,
+    /// Largest request payload the devices take (bytes; KiB, MiB): set it
+    /// to the gateway's `--max-payload` when that is above 192KiB, or the
+    /// broker drops larger requests unseen and calls end DEVICE_TIMEOUT.
+    #[arg(long, env = "THINGCALL_MAX_PAYLOAD", default_value = "128KiB",
+          value_parser = thingcall_proto::size::parse_size)]
+    max_payload: usize,
     /// Devices connecting at the same time while starting up.
     #[arg(long, env = "THINGCALL_CONNECT_CONCURRENCY", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -188,6 +194,10 @@ impl Plan {
         template.fail_rate = cli.fail_rate;
         template.announce_methods = !cli.no_announce;
         template.keep_alive = cli.keep_alive;
+        template.max_packet =
+            u32::try_from(cli.max_payload + thingcall_proto::size::PACKET_HEADROOM)
+                .unwrap_or(u32::MAX)
+                .max(thingcall_device::DEFAULT_MAX_PACKET);
         template.tls = tls;
         template.websocket = websocket;
         template.sigv4 = sigv4;
@@ -454,6 +464,10 @@ mod tests {
         assert_eq!(p.template.contract, Contract::Native);
         let p = plan(&["--contract", "seed"]).unwrap();
         assert_eq!(p.template.contract, Contract::Seed);
+        // Packets sized for the payloads: never below the default.
+        assert_eq!(p.template.max_packet, thingcall_device::DEFAULT_MAX_PACKET);
+        let p = plan(&["--max-payload", "1MiB"]).unwrap();
+        assert_eq!(p.template.max_packet, (1 << 20) + 64 * 1024);
     }
 
     #[test]

@@ -32,9 +32,6 @@ use tracing::{debug, warn};
 use crate::device::{Contract, Shared};
 use crate::outbox::{Outbox, CHANNEL_CAPACITY, PUBLISH_SLOTS};
 
-/// Largest packet the device accepts: above the gateway's default 128 KiB
-/// payload limit plus properties (rumqttc's own default is only 10 KiB).
-const MAX_PACKET_BYTES: u32 = 256 * 1024;
 /// Seconds allowed for TCP connect plus CONNACK.
 const CONNECT_TIMEOUT_SECS: u64 = 5;
 /// How long a clean stop may take before the socket is simply closed.
@@ -205,7 +202,7 @@ fn mqtt_options(shared: &Shared, session: &str) -> Result<MqttOptions, String> {
         .set_keep_alive(opts.keep_alive.clamp(MIN_KEEP_ALIVE, MAX_KEEP_ALIVE))
         .set_connection_timeout(CONNECT_TIMEOUT_SECS)
         .set_outgoing_inflight_upper_limit(PUBLISH_SLOTS as u16)
-        .set_max_packet_size(Some(MAX_PACKET_BYTES))
+        .set_max_packet_size(Some(opts.max_packet))
         .set_network_options(network);
     if let Some(c) = &opts.credentials {
         mo.set_credentials(c.username.clone(), c.password.expose());

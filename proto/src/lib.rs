@@ -8,6 +8,7 @@ pub mod aws;
 pub mod codec;
 pub mod deadline;
 pub mod reason;
+pub mod size;
 #[cfg(feature = "otel")]
 pub mod trace;
 pub mod wire;

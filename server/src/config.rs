@@ -362,21 +362,7 @@ impl Config {
 pub use thingcall_proto::wire::BrokerUrl;
 use thingcall_proto::wire::{BrokerLimits, BrokerProfile, SeedTopics, Topics};
 
-/// Parses `131072`, `128KiB`, `1MiB` (also `KB`/`MB`/`K`/`M` as binary units).
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        _ => return Err(format!("{s:?}: unknown unit (use KiB or MiB)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
+pub use thingcall_proto::size::parse_size;
 
 #[cfg(test)]
 mod tests;

@@ -75,7 +75,7 @@ pub struct Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let gateway_id = config.gateway_id();
     // Room for the payload plus topic and properties.
-    let max_packet = config.max_payload + 64 * 1024;
+    let max_packet = config.max_payload + thingcall_proto::size::PACKET_HEADROOM;
 
     #[cfg(feature = "embedded-broker")]
     let mut broker = None;
@@ -209,7 +209,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_stop_rx,
     ));
 
-    let demo = demo_devices(&config, &mqtt_addr, websocket, credentials);
+    let demo = demo_devices(&config, &mqtt_addr, websocket, credentials, max_packet);
 
     Ok(Running {
         link,
@@ -245,6 +245,7 @@ fn demo_devices(
     mqtt: &(String, u16),
     websocket: Option<String>,
     credentials: Option<thingcall_proto::wire::Credentials>,
+    max_packet: usize,
 ) -> Vec<thingcall_device::DeviceHandle> {
     use thingcall_device::{spawn_device, standard_methods, Contract, DeviceOptions};
     if config.demo == 0 {
@@ -257,6 +258,11 @@ fn demo_devices(
         credentials: credentials.clone(),
         websocket: websocket.clone(),
         tls: tls.clone(),
+        // They take every payload the gateway does (a request over a
+        // device's packet limit is dropped by the broker unseen).
+        max_packet: u32::try_from(max_packet)
+            .unwrap_or(u32::MAX)
+            .max(thingcall_device::DEFAULT_MAX_PACKET),
         ..DeviceOptions::new(id, mqtt.0.clone(), mqtt.1)
     };
     (1..=config.demo)
