@@ -111,57 +111,84 @@ impl UnaryInvoke {
         // future holds the body, the caller and the core; then only the
         // core's call, which owns them (an async block would keep its
         // captures next to the call for as long as it runs).
-        let read = read_message(body, self.max_payload);
-        Either::Right(read.then(move |message| {
-            let request = message
-                .and_then(|m| InvokeRequest::decode(m).map_err(InvokeRequest::decode_failure));
-            match request {
-                Err(status) => Either::Left(ready(status.into_http())),
-                Ok(request) => Either::Right(core.invoke_owned(request, caller).map(|r| match r {
-                    Ok(answer) => answered(&answer.into_response()),
-                    Err(failed) => Status::from(failed).into_http(),
-                })),
-            }
+        let read = read_request(body, self.max_payload);
+        Either::Right(read.then(move |request| match request {
+            Err(status) => Either::Left(ready(status.into_http())),
+            Ok(request) => Either::Right(core.invoke_owned(request, caller).map(|r| match r {
+                Ok(answer) => answered(&answer.into_response()),
+                Err(failed) => Status::from(failed).into_http(),
+            })),
         }))
     }
 }
 
-/// Reads the body's one message, checked as [`Framed`] checks tonic's,
-/// without its prefix. One DATA frame (the usual case) is not copied.
-async fn read_message<B>(body: B, max_payload: usize) -> Result<Bytes, Status>
+/// Reads and decodes the body's one message, checked as [`Framed`] checks
+/// tonic's, and in tonic's order: the message is decoded as soon as it is
+/// whole (so a message that does not decode is refused as such), then the
+/// rest of the body is read for the frame checks. A message in one DATA
+/// frame (the usual case) is decoded where it lies, without a copy.
+async fn read_request<B>(body: B, max_payload: usize) -> Result<InvokeRequest, Status>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     // `takes` let no encoding through: a compressed message is refused.
     let mut body = Framed::new(body, max_payload, false);
-    let mut first: Option<Bytes> = None;
-    let mut more: Option<BytesMut> = None;
+    let mut pending = Pending::default();
+    let mut request = None;
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else {
             continue; // trailers: the checks ran on them
         };
-        match (&mut first, &mut more) {
-            (None, _) => first = Some(data),
+        if request.is_some() {
+            continue; // Framed refuses anything after the one message
+        }
+        if let Some(message) = pending.push(data) {
+            let decoded = InvokeRequest::decode(message);
+            request = Some(decoded.map_err(InvokeRequest::decode_failure)?);
+        }
+    }
+    // Framed ends the body with an error unless one whole message came.
+    request.ok_or_else(|| Error::invalid("the request carries no message").into())
+}
+
+/// A request's bytes until its first message is whole.
+#[derive(Default)]
+struct Pending {
+    first: Option<Bytes>,
+    more: Option<BytesMut>,
+}
+
+impl Pending {
+    /// Adds `data`; the first message, without its prefix, once it is whole.
+    fn push(&mut self, data: Bytes) -> Option<Bytes> {
+        match (&self.first, &mut self.more) {
+            (None, _) => self.first = Some(data),
             (Some(f), None) => {
                 let mut m = BytesMut::with_capacity(f.len() + data.len());
                 m.put_slice(f);
                 m.put_slice(&data);
-                more = Some(m);
+                self.more = Some(m);
             }
             (Some(_), Some(m)) => m.put_slice(&data),
         }
+        let have: &[u8] = match (&self.first, &self.more) {
+            (_, Some(m)) => m,
+            (Some(f), None) => f,
+            (None, None) => return None,
+        };
+        let len = u32::from_be_bytes(have.get(1..PREFIX)?.try_into().ok()?) as usize;
+        if have.len() < PREFIX + len {
+            return None;
+        }
+        let mut whole = match self.more.take() {
+            Some(m) => m.freeze(),
+            None => self.first.take()?,
+        };
+        whole.advance(PREFIX);
+        whole.truncate(len);
+        Some(whole)
     }
-    // Framed saw one whole message: its prefix is there.
-    let mut whole = match more {
-        Some(m) => m.freeze(),
-        None => first.unwrap_or_default(),
-    };
-    if whole.len() < PREFIX {
-        return Err(Error::invalid("the request carries no message").into());
-    }
-    whole.advance(PREFIX);
-    Ok(whole)
 }
 
 /// The success response carrying `msg`, as tonic writes it.
@@ -239,29 +266,48 @@ mod tests {
         v
     }
 
+    fn invoke_bytes() -> Vec<u8> {
+        InvokeRequest {
+            target: "d1".into(),
+            method: "echo".into(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
     #[tokio::test]
     async fn reads_one_message_in_one_or_many_frames() {
-        let whole = prefixed(0, b"hello");
-        let one = read_message(Full::new(Bytes::from(whole.clone())), 100).await;
-        assert_eq!(one.unwrap(), Bytes::from_static(b"hello"));
+        let whole = prefixed(0, &invoke_bytes());
+        let one = read_request(Full::new(Bytes::from(whole.clone())), 100).await;
+        assert_eq!(one.unwrap().target, "d1");
         let frames = whole
             .chunks(2)
             .map(|c| Ok::<_, Infallible>(Frame::data(Bytes::copy_from_slice(c))))
             .collect::<Vec<_>>();
         let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
-        let many = read_message(body, 100).await;
-        assert_eq!(many.unwrap(), Bytes::from_static(b"hello"));
+        let many = read_request(body, 100).await;
+        assert_eq!(many.unwrap().method, "echo");
     }
 
     #[tokio::test]
     async fn refuses_what_tonic_would_not_read() {
-        let code = |r: Result<Bytes, Status>| r.unwrap_err().code();
-        let empty = read_message(Full::new(Bytes::new()), 100).await;
-        assert_eq!(code(empty), tonic::Code::InvalidArgument);
-        let cut = read_message(Full::new(Bytes::from(vec![0, 0, 0, 0, 9, 1])), 100).await;
-        assert_eq!(code(cut), tonic::Code::InvalidArgument);
-        let compressed = read_message(Full::new(Bytes::from(prefixed(1, b"x"))), 100).await;
-        assert_eq!(code(compressed), tonic::Code::InvalidArgument);
+        let message = |r: Result<InvokeRequest, Status>| {
+            let s = r.unwrap_err();
+            assert_eq!(s.code(), tonic::Code::InvalidArgument);
+            s.message().to_owned()
+        };
+        let read = |b: Vec<u8>| read_request(Full::new(Bytes::from(b)), 100);
+        assert!(message(read(vec![]).await).contains("no message"));
+        assert!(message(read(vec![0, 0, 0, 0, 9, 1]).await).contains("inside a gRPC frame"));
+        assert!(message(read(prefixed(1, b"x")).await).contains("compressed"));
+        // As tonic: a whole message that does not decode is refused as
+        // such, before the rest of the body is looked at.
+        let mut bad = prefixed(0, &[0x0a, 0x01, 0xff]);
+        bad.push(0);
+        assert!(message(read(bad).await).contains("not a valid"));
+        let mut two = prefixed(0, &invoke_bytes());
+        two.extend(prefixed(0, &invoke_bytes()));
+        assert!(message(read(two).await).contains("more than one message"));
     }
 
     #[test]

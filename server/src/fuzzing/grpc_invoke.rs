@@ -55,7 +55,10 @@ pub fn grpc_invoke(data: &[u8]) {
         })
     });
     let (u, t) = (answer(unary), answer(tonic));
-    assert_eq!(u, t, "unary route and tonic disagree on {body:?}");
+    assert_eq!(
+        u, t,
+        "unary route (left) and tonic (right) disagree on {body:?}"
+    );
     assert_ne!(u.code, 0, "Invoke succeeded on a drained gateway");
 }
 
