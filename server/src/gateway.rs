@@ -336,15 +336,8 @@ impl Gateway {
         self: &Arc<Self>,
         req: InvokeRequest,
         caller: Caller,
-    ) -> impl Future<Output = Result<Answer, Failed>> + Send + '_ {
-        // Not an `async fn`: that would keep its own copy of `req` and
-        // `caller` next to the call's future for as long as the call lives.
-        if req.idempotency_key.is_empty() {
-            Either::Left(Self::invoke_once(&**self, req, caller, CallId::random()))
-        } else {
-            // Boxed: keyed calls' extra state stays out of every other call's future.
-            Either::Right(Box::pin(self.invoke_keyed(req, caller)))
-        }
+    ) -> impl Future<Output = Result<Answer, Failed>> + Send + 'static {
+        self.clone().invoke_owned(req, caller)
     }
 
     /// [`Gateway::invoke`] on a gateway the future owns a share of, so it
@@ -355,9 +348,12 @@ impl Gateway {
         req: InvokeRequest,
         caller: Caller,
     ) -> impl Future<Output = Result<Answer, Failed>> + Send + 'static {
+        // Not an `async fn`: that would keep its own copy of `req` and
+        // `caller` next to the call's future for as long as the call lives.
         if req.idempotency_key.is_empty() {
             Either::Left(Self::invoke_once(self, req, caller, CallId::random()))
         } else {
+            // Boxed: keyed calls' extra state stays out of every other call's future.
             Either::Right(Box::pin(
                 async move { self.invoke_keyed(req, caller).await },
             ))

@@ -101,7 +101,7 @@ impl DeviceGateway for GrpcApi {
             self.core.tracing(),
             request.metadata().as_ref(),
             INVOKE_MANY,
-            grpc_timeout(request.metadata()).map(|t| Instant::now() + t),
+            grpc_timeout(request.metadata().as_ref()).map(|t| Instant::now() + t),
         )
         .with_access(grpc_access(&request));
         let events = self.core.invoke_many(request.into_inner(), caller)?;
@@ -157,11 +157,7 @@ pub(crate) fn invoke_caller(core: &Gateway, headers: &http::HeaderMap, access: A
         && headers
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
-    let deadline = headers
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(thingcall_proto::deadline::parse_grpc_timeout)
-        .map(|t| Instant::now() + t);
+    let deadline = grpc_timeout(headers).map(|t| Instant::now() + t);
     Caller::from_headers(
         tracing,
         headers,
@@ -172,8 +168,8 @@ pub(crate) fn invoke_caller(core: &Gateway, headers: &http::HeaderMap, access: A
 }
 
 /// Parses the `grpc-timeout` header (`<= 8 digits><H|M|S|m|u|n>`).
-fn grpc_timeout(meta: &tonic::metadata::MetadataMap) -> Option<Duration> {
-    thingcall_proto::deadline::parse_grpc_timeout(meta.get("grpc-timeout")?.to_str().ok()?)
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    thingcall_proto::deadline::parse_grpc_timeout(headers.get("grpc-timeout")?.to_str().ok()?)
 }
 
 #[cfg(test)]
@@ -183,10 +179,10 @@ mod tests {
     #[test]
     fn reads_grpc_timeout_from_metadata() {
         let mut m = tonic::metadata::MetadataMap::new();
-        assert_eq!(grpc_timeout(&m), None);
+        assert_eq!(grpc_timeout(m.as_ref()), None);
         m.insert("grpc-timeout", "250m".parse().unwrap());
-        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(250)));
+        assert_eq!(grpc_timeout(m.as_ref()), Some(Duration::from_millis(250)));
         m.insert("grpc-timeout", "10x".parse().unwrap());
-        assert_eq!(grpc_timeout(&m), None);
+        assert_eq!(grpc_timeout(m.as_ref()), None);
     }
 }
